@@ -72,7 +72,7 @@ def _first_row(path: Path, container: str) -> Any:
         for _, obj in iter_json_array(path):
             return obj
         raise FormatError(f"{path}: the JSON list is empty; cannot tell its format (use --from)")
-    for lineno, obj, err in iter_jsonl(path):
+    for _lineno, obj, err in iter_jsonl(path):
         if err is not None:
             raise err
         return obj

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RowError
-from . import _extras
 from ..records import MISSING_FIELD, UNSUPPORTED, WRONG_TYPE, Record
+from . import _extras
 
 NAME = "alpaca"
 _KNOWN = {"id", "instruction", "input", "output", "history", "system", "source", "task", "meta"}

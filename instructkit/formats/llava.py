@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RowError
-from . import _extras
 from ..records import MISSING_FIELD, UNSUPPORTED, WRONG_TYPE, Record
+from . import _extras
 
 NAME = "llava"
 _ROLE_IN = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant"}

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RowError
-from . import _extras
 from ..records import IMAGE_TOKEN, MISSING_FIELD, WRONG_TYPE, Record
+from . import _extras
 
 _ROLE_IN = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant", "system": "system"}
 _KNOWN = {"id", "messages", "conversations", "images", "system", "source", "task", "meta"}
