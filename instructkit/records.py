@@ -46,14 +46,15 @@ UNSUPPORTED = "unsupported-by-format"
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Cache only keys when parsing JSON: values (message texts) rarely repeat, and caching them costs time.
+    model_config = ConfigDict(extra="forbid", cache_strings="keys")
 
     role: Role
     content: str
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", cache_strings="keys")
 
     id: str = ""
     images: list[str] = []
@@ -89,24 +90,28 @@ class Record(BaseModel):
 
 
 def check_rules(images: list[str], messages: list[Message]) -> None:
+    # Hot path (every record read or built): plain loops, no helpers, so 1M rows stay cheap.
     if not messages:
         raise PydanticCustomError(EMPTY_MESSAGES, "record has no messages")
     start = 1 if messages[0].role == "system" else 0
-    if start == len(messages):
+    n = len(messages)
+    if start == n:
         raise PydanticCustomError(EMPTY_MESSAGES, "record has only a system turn")
-    placeholders = 0
-    for i, m in enumerate(messages):
-        placeholders += m.content.count(IMAGE_TOKEN)
-        if i < start:
-            continue
-        expected = "user" if (i - start) % 2 == 0 else "assistant"
+    placeholders = messages[0].content.count(IMAGE_TOKEN) if start else 0
+    expected = "user"
+    for i in range(start, n):
+        m = messages[i]
+        content = m.content
         if m.role != expected:
             raise PydanticCustomError(
                 ROLE_ORDER, "message {index}: expected role {expected}, got {got}",
                 {"index": i, "expected": expected, "got": m.role})
-        if not m.content.strip():
+        if not content or content.isspace():
             raise PydanticCustomError(EMPTY_TURN, "message {index} ({role}) is blank",
                                       {"index": i, "role": m.role})
+        if "<" in content:
+            placeholders += content.count(IMAGE_TOKEN)
+        expected = "assistant" if expected == "user" else "user"
     if messages[-1].role != "assistant":
         raise PydanticCustomError(LAST_TURN, "the last turn is {role}'s, expected assistant's",
                                   {"role": messages[-1].role})
@@ -114,7 +119,7 @@ def check_rules(images: list[str], messages: list[Message]) -> None:
         raise PydanticCustomError(
             IMAGE_COUNT, "{n} '<image>' placeholder(s) but {m} image(s)", {"n": placeholders, "m": len(images)})
     for path in images:
-        if escapes_root(path):
+        if ".." in path and escapes_root(path):
             raise PydanticCustomError(IMAGE_ESCAPES_ROOT, "image path '{path}' climbs out of the image root",
                                       {"path": path})
 
@@ -132,17 +137,18 @@ def escapes_root(path: str) -> bool:
 def content_id(images: Iterable[str], messages: Iterable[Message]) -> str:
     """96-bit content hash of images and messages; separators are control characters, so no two
     different records serialise to the same bytes."""
-    h = hashlib.blake2b(digest_size=12)
+    # One join and one encode: the same bytes as feeding the pieces one by one, several times faster.
+    parts: list[str] = []
     for path in images:
-        h.update(path.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-    h.update(b"\x1e")
+        parts.append(path)
+        parts.append("\x1f")
+    parts.append("\x1e")
     for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\x1f")
-        h.update(m.content.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1e")
-    return h.hexdigest()
+        parts.append(m.role)
+        parts.append("\x1f")
+        parts.append(m.content)
+        parts.append("\x1e")
+    return hashlib.blake2b("".join(parts).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 _PYDANTIC_REASONS = {

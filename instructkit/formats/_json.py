@@ -53,10 +53,14 @@ def check_not_empty(path: Path) -> None:
 def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Yield (line number, raw line) for each non-blank line."""
     with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if lineno == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8):]
-            if line.strip():
+        first = fh.readline()
+        if first.startswith(codecs.BOM_UTF8):
+            first = first[len(codecs.BOM_UTF8):]
+        if first and not first.isspace():
+            yield 1, first
+        # isspace() stops at the first non-blank byte; strip() would copy every line.
+        for lineno, line in enumerate(fh, 2):
+            if not line.isspace():
                 yield lineno, line
 
 
@@ -67,10 +71,12 @@ def diagnose_line(raw: bytes, path: Path, lineno: int) -> RowError:
     except UnicodeDecodeError as exc:
         return RowError(NOT_UTF8, f"bytes that are not UTF-8 at column {exc.start + 1}", file=str(path),
                         line=lineno)
+    text = text.rstrip("\r\n")
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
-        return RowError(BAD_JSON, f"malformed JSON: {exc.msg} at column {exc.colno}", file=str(path), line=lineno)
+        at = "the end of the line" if exc.pos >= len(text) else f"column {exc.colno}"
+        return RowError(BAD_JSON, f"malformed JSON: {exc.msg} at {at}", file=str(path), line=lineno)
     return RowError(BAD_JSON, "malformed JSON", file=str(path), line=lineno)
 
 
@@ -95,18 +101,27 @@ def iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
     line = 1
     started = False
     eof = False
+    bad_bytes: RowError | None = None
     with open(path, "rb") as fh:
 
         def fill() -> bool:
-            nonlocal buf, pos, eof
+            nonlocal buf, pos, eof, bad_bytes
+            if bad_bytes is not None:
+                raise bad_bytes
             if eof:
                 return False
             data = fh.read(CHUNK)
             try:
                 text = dec.decode(data, final=not data)
             except UnicodeDecodeError as exc:
-                bad_line = line + buf.count("\n", pos) + data[: exc.start].count(b"\n")
-                raise RowError(NOT_UTF8, "bytes that are not UTF-8", file=str(path), line=bad_line) from None
+                # Keep the valid text before the bad bytes, so the elements before them are still yielded;
+                # the error is raised when the parser needs to read past it.
+                text = exc.object[: exc.start].decode("utf-8")
+                bad_line = line + buf.count("\n", pos) + text.count("\n")
+                bad_bytes = RowError(NOT_UTF8, "bytes that are not UTF-8", file=str(path), line=bad_line)
+                buf = buf[pos:] + text
+                pos = 0
+                return True
             if not data:
                 eof = True
             buf = buf[pos:] + text
@@ -155,10 +170,11 @@ def iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     obj, end = decoder.raw_decode(buf, pos)
                 except json.JSONDecodeError as exc:
+                    # Count before fill(), which moves the window and so invalidates exc.pos.
+                    bad_line = line + buf.count("\n", pos, exc.pos)
                     # The element may run past the window: read more and try again; at EOF it is malformed.
                     if len(buf) - pos < MAX_ELEMENT and fill():
                         continue
-                    bad_line = line + buf.count("\n", pos, exc.pos)
                     raise RowError(BAD_JSON, f"malformed JSON: {exc.msg}", file=str(path), line=bad_line) from None
                 # A number at the very end of the window may be cut short ("12" of "123"): read more.
                 if end >= len(buf) and not eof and fill():

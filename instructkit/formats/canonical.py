@@ -8,11 +8,14 @@ from ..records import Record
 
 NAME = "canonical"
 FIELDS = frozenset(Record.model_fields)
+ORDER = tuple(Record.model_fields)
 
 
 def sniff(obj: Any) -> bool:
-    # Our writer always writes every field; a file with fewer is some other messages format.
-    return isinstance(obj, dict) and set(obj) == FIELDS
+    # Our writer always writes every field, in the model's order; a file with fewer is some other messages
+    # format, and the sharegpt writer's rows carry the same keys in another order (messages first). A row
+    # with our keys in another order reads the same through either parser.
+    return isinstance(obj, dict) and len(obj) == len(ORDER) and tuple(obj) == ORDER
 
 
 def parse(obj: dict) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, RowError
-from ..records import IMAGE_MISSING, Record, is_url
+from ..records import IMAGE_MISSING, Record, escapes_root, is_url
 
 
 def _load(path: Path):
@@ -51,7 +51,18 @@ def iter_hf_dicts(path: Path, image_dir: Path | None = None) -> Iterator[tuple[i
     ds = _load(path)
     out_dir = image_dir or path.with_name(path.stem + "_images")
     for i, row in enumerate(ds):
-        yield i, {k: _plain(v, out_dir) for k, v in row.items()}
+        yield i, {k: _plain(v, out_dir) for k, v in _with_paths(row).items()}
+
+
+def _with_paths(row: dict[str, Any]) -> dict[str, Any]:
+    """Put our ``image_paths`` column back into the image values: datasets keeps only the base name of an
+    embedded image's path, which would lose the folders of a relative path."""
+    paths, images = row.get("image_paths"), row.get("images")
+    if isinstance(paths, list) and isinstance(images, list) and len(paths) == len(images):
+        row = dict(row)
+        del row["image_paths"]
+        row["images"] = [{**v, "path": p} if isinstance(v, dict) else v for v, p in zip(images, paths)]
+    return row
 
 
 def _plain(value: Any, out_dir: Path) -> Any:
@@ -66,7 +77,7 @@ def _image_path(value: dict, out_dir: Path) -> str:
     path, data = value.get("path"), value.get("bytes")
     if data is None:
         return path or ""
-    if path and not Path(path).is_absolute() and not is_url(path):
+    if path and not Path(path).is_absolute() and not is_url(path) and not escapes_root(path):
         # Keep the relative path the exporter recorded; write the bytes there under out_dir if missing.
         target = out_dir / path
     else:
@@ -104,7 +115,7 @@ def _rows_from_spool(spool: str, root: str):
                     raise RowError(IMAGE_MISSING, f"image {p!r} not found under {base} (needed to embed it; "
                                    "pass --image-root)", row=i)
                 images.append({"bytes": file.read_bytes(), "path": p})
-            yield {"id": rec.id, "images": images,
+            yield {"id": rec.id, "images": images, "image_paths": list(rec.images),
                    "messages": [{"role": m.role, "content": m.content} for m in rec.messages],
                    "source": rec.source, "task": rec.task,
                    "meta": json.dumps(rec.meta, ensure_ascii=False, sort_keys=True)}
@@ -121,6 +132,7 @@ def write_hf(spool: Path, path: Path, container: str, image_root: Path | None) -
     features = datasets.Features({
         "id": datasets.Value("string"),
         "images": datasets.List(datasets.Image()),
+        "image_paths": datasets.List(datasets.Value("string")),
         "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
         "source": datasets.Value("string"),
         "task": datasets.Value("string"),

@@ -36,7 +36,7 @@ def parse(obj: dict) -> dict:
     for i, turn in enumerate(convs):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
             raise RowError(MISSING_FIELD, f"conversations[{i}] needs 'from' and 'value'")
-        role = _ROLE_IN.get(turn["from"])
+        role = _ROLE_IN.get(turn["from"]) if isinstance(turn["from"], str) else None
         if role is None:
             raise RowError("bad-role", f"conversations[{i}]: unknown speaker {turn['from']!r} (human, gpt, system)")
         messages.append({"role": role, "content": turn["value"]})

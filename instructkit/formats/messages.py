@@ -81,7 +81,7 @@ def parse(obj: dict) -> dict:
         content = m.get("content", m.get("value"))
         if role is None or content is None:
             raise RowError(MISSING_FIELD, f"{key}[{i}] needs 'role' and 'content'")
-        mapped = _ROLE_IN.get(role)
+        mapped = _ROLE_IN.get(role) if isinstance(role, str) else None
         if mapped is None:
             raise RowError("bad-role", f"{key}[{i}]: unsupported role {role!r}")
         if isinstance(content, list):

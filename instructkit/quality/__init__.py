@@ -1,0 +1,1 @@
+"""Quality: validate, stats, filters and reports over records."""
