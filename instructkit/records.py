@@ -162,8 +162,12 @@ _PYDANTIC_REASONS = {
 
 def record_error(exc: ValidationError, *, file: str | None = None, line: int | None = None,
                  row: int | None = None) -> RecordError:
-    """Turn a pydantic error into one ``RecordError`` with a reason and a readable message."""
-    err = exc.errors(include_url=False)[0]
+    """Turn a pydantic error into one ``RecordError`` with a reason and a readable message.
+
+    A row can break several rules at once; the order pydantic lists them in has changed between releases,
+    so the one reported is chosen by a fixed priority (missing fields first) to keep reasons stable."""
+    errors = exc.errors(include_url=False)
+    err = min(errors, key=lambda e: _PRIORITY.get(e["type"], len(_PRIORITY)))
     kind = err["type"]
     reason = _PYDANTIC_REASONS.get(kind)
     if reason is None:
@@ -179,6 +183,7 @@ def record_error(exc: ValidationError, *, file: str | None = None, line: int | N
     return RecordError(reason, msg, file=file, line=line, row=row)
 
 
+_PRIORITY = {"json_invalid": 0, "json_type": 0, "missing": 1, "extra_forbidden": 2}
 _CUSTOM_REASONS = {EMPTY_MESSAGES, ROLE_ORDER, LAST_TURN, EMPTY_TURN, IMAGE_COUNT, IMAGE_ESCAPES_ROOT}
 
 

@@ -110,7 +110,7 @@ def test_cli_skip_writes_rejects_and_manifest_where_asked(tmp_path):
                               "--tmp-dir", str(tmp_path / "work"), "--strategy", "concat"])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "m.json").read_text())
-    assert manifest["inputs"][0]["rejected"] == {"extra-field": 1}
+    assert manifest["inputs"][0]["rejected"] == {"missing-field": 1}
     assert len((tmp_path / "bad.jsonl").read_text().splitlines()) == 1
     assert manifest["totals"]["rows"] == 20
     assert list((tmp_path / "work").iterdir()) == []          # temp files cleaned up
@@ -127,3 +127,29 @@ def test_cli_weights_without_strategy_interleave(tmp_path):
     assert [i["probability"] for i in manifest["inputs"]] == [0.3, 0.7]
     assert manifest["totals"]["rows"] == 500                     # without replacement: every row once
     assert any("cap 100000 >= its 100 valid rows" in n for n in manifest["notes"])
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("size: abc", "size='abc' is not a whole number"),
+    ("dedup: 'no'", "dedup must be true or false, not 'no'"),
+    ("allow_repeat: 1", "allow_repeat must be true or false"),
+    ("batch_size: 2.5", "batch_size=2.5 is not a whole number"),
+    ("image_fraction: half", "image_fraction='half' is not a number"),
+    ("strategy: 3", "strategy must be a string"),
+])
+def test_recipe_option_values_are_type_checked(tmp_path, line, message):
+    # A wrong type in YAML must be a clear error naming the recipe, never a traceback or a truthy string
+    # silently switching an option on.
+    recipe = tmp_path / "mix.yaml"
+    recipe.write_text(f"{line}\ninputs: [a.jsonl]\n")
+    with pytest.raises(UsageError, match=message) as exc:
+        load_recipe(recipe)
+    assert str(recipe) in str(exc.value)
+
+
+def test_recipe_stages_may_be_a_yaml_list(tmp_path):
+    recipe = tmp_path / "mix.yaml"
+    recipe.write_text("strategy: sequential\nstages: [image, text]\nsize: 4\nimage_fraction: 1\n"
+                      "inputs: [a.jsonl]\n")
+    data = load_recipe(recipe)
+    assert data["stages"] == "image,text" and data["size"] == 4 and data["image_fraction"] == 1.0

@@ -106,3 +106,15 @@ def test_conversation_puts_placeholders_first():
     assert rec.system == "sys" and rec.task == "vqa"
     kept = conversation("<image> in the middle", "x", images=["a.jpg"])
     assert kept.messages[0].content == "<image> in the middle"
+
+
+def test_a_row_breaking_several_rules_reports_the_missing_field_first():
+    # pydantic's error order changed between releases; the reason reported must not.
+    import pytest
+
+    from instructkit.errors import RecordError
+    from instructkit.records import make_record
+
+    with pytest.raises(RecordError) as exc:
+        make_record({"not": "a record", "images": 3})
+    assert exc.value.reason == "missing-field"
