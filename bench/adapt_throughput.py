@@ -177,6 +177,7 @@ def vm_hwm_mb() -> float:
 
 def bench_generic(n: int, tmp: Path, procs: int = 2) -> None:
     inp, out, floor_out = tmp / f"in{n}.jsonl", tmp / f"out{n}.jsonl", tmp / f"floor{n}.jsonl"
+    print(f"load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     t = time.perf_counter()
     make_generic(inp, n)
     print(f"generic: made {n:,} rows ({inp.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s",
@@ -189,7 +190,8 @@ def bench_generic(n: int, tmp: Path, procs: int = 2) -> None:
     print(f"generic {n:,} rows: adapt {res['seconds']:.2f}s ({n / res['seconds']:,.0f} rows/s), "
           f"floor {floor['seconds']:.2f}s (read {floor['read_s']:.2f}s + write {floor['write_s']:.2f}s), "
           f"ratio {res['seconds'] / floor['seconds']:.2f}x wall; CPU adapt {res['cpu']:.2f}s vs floor "
-          f"{floor['cpu']:.2f}s = {res['cpu'] / floor['cpu']:.2f}x; "
+          f"{floor['cpu']:.2f}s = {res['cpu'] / floor['cpu']:.2f}x ({res['cpu'] / n * 1e6:.2f} vs "
+          f"{floor['cpu'] / n * 1e6:.2f} us per row); "
           f"peak RSS adapt {rss:.0f} MB, floor {floor_rss:.0f} MB; output {out.stat().st_size / 1e6:.0f} MB",
           flush=True)
     if procs > 1:

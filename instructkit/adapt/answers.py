@@ -69,6 +69,9 @@ _CONTRACTIONS = {
 # annotations), so normalising each distinct string once makes the policy cost a dict lookup per answer.
 _MEMO: dict[str, str] = {}
 _MEMO_MAX = 1 << 18
+# The memoised answers that are their own normal form (``cat``, ``yes``, ``2``): most VQA answers are, and a
+# row made only of them needs no grouping of spellings (see ``majority``). Never holds "" (a blank answer).
+_FIXED: set[str] = set()
 
 
 def _normalize(text: str) -> str:
@@ -96,7 +99,10 @@ def normalize(text: str) -> str:
         got = _normalize(text)
         if len(_MEMO) >= _MEMO_MAX:
             _MEMO.clear()
+            _FIXED.clear()
         _MEMO[text] = got
+        if got == text and got:
+            _FIXED.add(got)
     return got
 
 
@@ -214,6 +220,52 @@ def reduce(answers: list, policy: str = "majority",
         weight[key] = weight.get(key, 0.0) + CONFIDENCE_WEIGHT.get(conf, 1.0)
     key = min(weight, key=lambda k: (-weight[k], -counts[k], k))
     return [_surface(key, raw, spelling, several)], counts
+
+
+def majority(answers: list) -> tuple[list[str], dict[str, int]]:
+    """``reduce(answers, "majority")`` for rows whose spellings are all memoised (``reduce`` itself
+    otherwise, which memoises them). Rows of answers that are their own normal form need no grouping at
+    all, and rows with one spelling per group none of ``_surface``; about half the CPU of ``reduce`` on
+    VQA-like rows. A test compares the two on thousands of generated lists."""
+    if not answers:
+        return [], {}
+    raw: dict = {}
+    try:
+        if _FIXED.issuperset(answers):
+            # Every answer is its own normal form: raw votes are the counts and each group's spelling
+            # is its key.
+            _count_elements(raw, answers)
+            votes = list(raw.values())
+            top = max(votes)
+            if votes.count(top) == 1:
+                return [list(raw)[votes.index(top)]], raw
+            return [min([k for k, n in raw.items() if n == top])], raw
+        _count_elements(raw, answers)
+        counts: dict[str, int] = {}
+        _count_elements(counts, map(_MEMO.__getitem__, answers))
+    except (TypeError, KeyError):    # an unhashable answer, or a spelling not normalised yet
+        return reduce(answers, "majority")
+    if len(counts) == len(raw) and "" not in counts:
+        # One spelling per group, so raw and counts share one order.
+        votes = list(counts.values())
+        top = max(votes)
+        if votes.count(top) == 1:
+            return [list(raw)[votes.index(top)].strip()], counts
+        key = min([k for k, n in counts.items() if n == top])
+        return [list(raw)[list(counts).index(key)].strip()], counts
+    # Two spellings in one group (``two``/``2``) or a blank answer: what ``_groups`` and ``_surface`` do.
+    counts.pop("", None)
+    if not counts:
+        return [], counts
+    top = max(counts.values())
+    tied = [k for k, n in counts.items() if n == top]
+    key = tied[0] if len(tied) == 1 else min(tied)
+    best, best_n = "", -1
+    memo = _MEMO
+    for a, n in raw.items():
+        if memo[a] == key and (n > best_n or n == best_n and _before(a, best, key)):
+            best, best_n = a, n
+    return [best.strip()], counts
 
 
 def choose(answers: list, policy: str = "majority", confidences: list | None = None) -> Choice:

@@ -20,16 +20,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..errors import RowError, TemplateError, UsageError
 from ..records import IMAGE_TOKEN
 from ..templates import Entry, Family
-from .answers import POLICIES, reduce
+from .answers import POLICIES, majority, reduce
 from .sources import Bad, Item
 
 STRATEGIES = ("random", "cycle", "all")
 NO_CHOICES = "no-choices"
 _M = (1 << 64) - 1
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LINE_BLOCK = 512      # items per chunk that run_lines hands to the writer
+_PICK_BLOCK = 1024
+dumps = orjson.dumps
 
 
 def mix(base: int, idx: int) -> int:
@@ -38,6 +43,21 @@ def mix(base: int, idx: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
     return z ^ (z >> 31)
+
+
+def mix_block(base: int, first: int, n: int, k: int) -> list[int]:
+    """``[mix(base, idx * 64) % k for idx in range(first, first + n)]`` (the random strategy's templates),
+    in numpy's wrapping uint64 arithmetic: the same values (a test checks it) without Python big-int
+    arithmetic per row."""
+    import numpy as np
+
+    u = np.uint64
+    with np.errstate(over="ignore"):
+        z = np.arange(first, first + n, dtype=u) * u((64 * 0x9E3779B97F4A7C15) & _M) + u(base)
+        z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
+        z ^= z >> u(31)
+        return (z % u(k)).tolist()
 
 
 def row_id(images: list[str], messages: list[dict]) -> str:
@@ -199,6 +219,142 @@ class Adapter:
                 if n:
                     stats.templates[self.templates[k].id] += n
 
+    # -- canonical JSONL lines -------------------------------------------------------------------------
+    def lines_supported(self) -> bool:
+        """Whether ``run_lines`` can stand in for ``run`` (everything but merge-by-image)."""
+        return not self.opt.merge_by_image
+
+    def run_lines(self, items: Iterable[Item | Bad], start: int = 0,
+                  block: int = LINE_BLOCK) -> Iterator[tuple[bytes, int] | Bad]:
+        """``run`` with each record already written as its canonical JSONL line: yields (bytes of up to
+        ``block`` items' lines, number of lines) and, in place, each ``Bad``. The bytes equal
+        ``orjson.dumps(record, option=OPT_APPEND_NEWLINE)`` of ``run``'s records (tests compare the two).
+
+        The usual row (a ``{{ question }}`` or constant template, one pick per item, one target answer,
+        no extra meta) is written from precomputed byte pieces; any other row goes through
+        ``_rows`` and ``encode_line``. Per row this saves building six containers that are only
+        serialised, one ``orjson.dumps`` of the constant parts, a generator hop and a file write."""
+        if self.opt.merge_by_image:
+            raise UsageError("run_lines does not merge by image; use run")
+        opt = self.opt
+        stats = self.stats
+        rejected = stats.rejected
+        templates = self.templates
+        k = len(templates)
+        strategy = opt.strategy
+        single = k == 1 or strategy != "all"
+        fast = single and not self.mc and not opt.keep_question and all(t.kind != "jinja" for t in templates)
+        majority_policy = opt.answers == "majority"
+        source_json, task_json = dumps(opt.source), dumps(opt.task)
+        # Per template: (takes the question, text before it, text after it, hash piece before the
+        # question, hash piece after it, JSON from the end of the messages up to the open meta object).
+        pieces = []
+        for t in templates:
+            pre = t.pre if t.has_image else IMAGE_TOKEN + "\n" + t.pre
+            pieces.append((t.kind == "question", pre, t.post, "\x1f\x1euser\x1f" + pre, t.post + "\x1eassistant\x1f",
+                           b'}],"source":' + source_json + b',"task":' + task_json + b',"meta":{"template":'
+                           + dumps(t.id)))
+        # The random strategy's picks come a block at a time from mix_block (a call per row would cost more
+        # than the lookup); cycle is idx % k; one template is 0.
+        picks = k > 1 and strategy == "random"
+        cycle = k > 1 and not picks
+        base = self._base
+        first = last = -1         # the block of picks now held covers items first .. last - 1
+        values: list[int] = []
+        policy_json = b',"answer_policy":' + dumps(opt.answers) + b',"answer_counts":'
+        rows_of = self._rows
+        encode = self.encode_line
+        blake = hashlib.blake2b
+        hist = [0] * k
+        idx = start - 1
+        shard_k, shard_n = opt.shard or (0, 1)
+        skipped = 0
+        buf: list[bytes] = []
+        add = buf.append
+        try:
+            for idx, item in enumerate(items, start):
+                if shard_n != 1 and idx % shard_n != shard_k:
+                    skipped += 1
+                    continue
+                if item.__class__ is Bad:
+                    rejected[item.error.reason] += 1
+                    if buf:
+                        yield b"".join(buf), len(buf)
+                        buf.clear()
+                    yield item
+                    continue
+                answers = item.answers
+                if fast and not item.extra and answers:
+                    if len(answers) > 1:
+                        texts, counts = majority(answers) if majority_policy else reduce(answers, opt.answers,
+                                                                                         item.confidences)
+                        text = texts[0] if len(texts) == 1 else None
+                    else:
+                        text = str(answers[0]).strip() or None
+                        counts = None
+                    if text is not None:
+                        if picks:
+                            if not first <= idx < last:
+                                first = idx - idx % _PICK_BLOCK
+                                last = first + _PICK_BLOCK
+                                # numpy only from the second block on: small inputs skip its import
+                                values = (mix_block(base, first, _PICK_BLOCK, k) if first > start else
+                                          [mix(base, i * 64) % k for i in range(first, last)])
+                            t = values[idx - first]
+                        else:
+                            t = idx % k if cycle else 0
+                        takes_q, pre, post, hpre, hpost, meta_json = pieces[t]
+                        image = item.image
+                        if takes_q:
+                            question = item.question
+                            user = pre + question + post
+                            data = "".join((image, hpre, question, hpost, text, "\x1e"))
+                        else:
+                            user = pre
+                            data = "".join((image, hpre, hpost, text, "\x1e"))
+                        sid = item.sid
+                        add(b"".join((
+                            b'{"id":"', blake(data.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest().encode(),
+                            b'","images":[', dumps(image), b'],"messages":[{"role":"user","content":', dumps(user),
+                            b'},{"role":"assistant","content":', dumps(text), meta_json,
+                            b"" if sid is None else b',"question_id":' + dumps(sid),
+                            b"}}\n" if counts is None else policy_json + dumps(counts) + b"}}\n")))
+                        hist[t] += 1
+                        if len(buf) >= block:
+                            yield b"".join(buf), len(buf)
+                            buf.clear()
+                        continue
+                rows = rows_of(idx, item)
+                if rows.__class__ is Bad:
+                    rejected[rows.error.reason] += 1
+                    if buf:
+                        yield b"".join(buf), len(buf)
+                        buf.clear()
+                    yield rows
+                    continue
+                for t, user, text, meta in rows:
+                    add(encode(item.image, user, text, meta))
+                    hist[t] += 1
+                if len(buf) >= block:
+                    yield b"".join(buf), len(buf)
+                    buf.clear()
+            if buf:
+                yield b"".join(buf), len(buf)
+        finally:
+            stats.read += idx + 1 - start - skipped
+            stats.produced += sum(hist)     # one hist count per line written
+            for t, c in enumerate(hist):
+                if c:
+                    stats.templates[templates[t].id] += c
+
+    def encode_line(self, image: str, user: str, assistant: str, meta: dict) -> bytes:
+        """The canonical JSONL line of one single-turn record (``run``'s dict, serialised piecewise)."""
+        return b"".join((b'{"id":"', _one_turn_id(image, user, assistant).encode(), b'","images":[', dumps(image),
+                         b'],"messages":[{"role":"user","content":', dumps(user),
+                         b'},{"role":"assistant","content":', dumps(assistant), b'}],"source":',
+                         dumps(self.opt.source), b',"task":', dumps(self.opt.task), b',"meta":', dumps(meta),
+                         b"}\n"))
+
     def _rows(self, idx: int, item: Item) -> list[tuple[int, str, str, dict]] | Bad:
         """(template index, user text, assistant text, meta) for each row this item expands to."""
         opt = self.opt
@@ -206,7 +362,8 @@ class Adapter:
             return self._mc_rows(idx, item)
         answers = item.answers
         if len(answers) > 1:
-            texts, counts = reduce(answers, opt.answers, item.confidences)
+            policy = opt.answers
+            texts, counts = majority(answers) if policy == "majority" else reduce(answers, policy, item.confidences)
             if not texts:
                 return Bad(RowError("missing-answer", "every answer is blank", file=item.file, line=item.line,
                                     row=item.row), _item_data(item))

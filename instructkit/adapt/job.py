@@ -114,6 +114,11 @@ class _FastCanonical:
         self._fh.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
         self.count += 1
 
+    def write_lines(self, chunk: bytes, n: int) -> None:
+        """``n`` finished lines from ``Adapter.run_lines``."""
+        self._fh.write(chunk)
+        self.count += n
+
     def __exit__(self, *exc: Any) -> None:
         self._cm.__exit__(*exc)
 
@@ -195,7 +200,6 @@ def run_adapt(input: str | Path, output: str | Path, *, annotations: str | Path 
     adapter = Adapter(family, options, src.variables)
     log(f"templates: {family.name} ({len(family.entries)} entries, strategy {strategy}, seed {seed}); "
         f"task {options.task}; answers {answers}")
-    fmt, _container = format_for_output(output, to)
     if on_error == "skip" and rejects is None:
         rejects = output.with_name(output.name + ".rejects.jsonl")
 
@@ -212,7 +216,11 @@ def run_adapt(input: str | Path, output: str | Path, *, annotations: str | Path 
         items = tqdm(items, desc="adapt", unit=" rows", file=sys.stderr, mininterval=0.5)
     if check_images:
         items = _ImageCheck(root)(items)
-    records: Iterator[dict | Bad] = adapter.run(items, start)
+    fmt, _container = format_for_output(output, to)
+    fast = fmt == "canonical" and _container == "jsonl" and not lean
+    # Straight to canonical JSONL lines (no record dicts) when nothing downstream needs the dicts.
+    as_lines = fast and not rewrite and adapter.lines_supported()
+    records: Iterator[Any] = adapter.run_lines(items, start) if as_lines else adapter.run(items, start)
 
     rewriter = None
     engine = None
@@ -225,7 +233,6 @@ def run_adapt(input: str | Path, output: str | Path, *, annotations: str | Path 
         engine = Engine(llm_config)
         records = _rewrite_stream(records, rewriter, engine)
 
-    fast = fmt == "canonical" and _container == "jsonl" and not lean
     out = _FastCanonical(output) if fast else _RecordOut(output, to, lean, root)
     rej = RejectsWriter(rejects) if rejects is not None else None
     try:
@@ -240,7 +247,10 @@ def run_adapt(input: str | Path, output: str | Path, *, annotations: str | Path 
                         if rej is not None:
                             rej.write(rec.error, rec.data)
                         continue
-                    out.write_dict(rec)
+                    if as_lines:
+                        out.write_lines(*rec)
+                    else:
+                        out.write_dict(rec)
             finally:
                 if rej is not None:
                     rej.__exit__(*sys.exc_info())

@@ -398,6 +398,7 @@ class Generic(Source):
         self.id_col = id_col
         # (first byte, end byte, line number of the first byte): one worker's slice of a JSONL file
         self.byte_range: tuple[int, int | None, int] | None = None
+        self._checked = False       # the first row's columns have been checked
         self.variables = {"question"} | ({"options"} if choices_col else set()) | ({"ocr_tokens"} if ocr_col else set())
 
     @property
@@ -417,14 +418,25 @@ class Generic(Source):
                                  f"{', '.join(sorted(map(str, row)))}")
 
     def _rows(self) -> Iterator[tuple[int, Any]]:
-        """(line, row dict) or (line, RowError) for a line that is not a JSON object."""
-        if not (self.path.is_file() and self.path.suffix.lower() == ".jsonl"):
-            yield from read_rows(self.path)
-            return
-        # The hot loop of million-row inputs: one generator instead of read_rows' three layers.
+        """(line, row dict) or (line, RowError) for a line that is not a JSON object (non-JSONL inputs)."""
+        yield from read_rows(self.path)
+
+    def __iter__(self) -> Iterator[Item | Bad]:
+        self._checked = False
+        if self.path.is_file() and self.path.suffix.lower() == ".jsonl":
+            return self._iter_jsonl()
+        return (self._item(line, row) for line, row in self._rows())
+
+    def _iter_jsonl(self) -> Iterator[Item | Bad]:
+        """The hot loop of million-row inputs: reading, parsing and the usual row's checks in one generator;
+        any other row (and the first, which checks the columns) goes through ``_item``."""
         loads = orjson.loads
+        file = str(self.path)
         start, end, first_line = self.byte_range or (0, None, 1)
         pos = start
+        ic, qc, idc = self.image_col, self.question_col, self.id_col
+        plain = self.choices_col is None and self.ocr_col is None and self.image_pattern is None
+        ac = None
         with open(self.path, "rb") as fh:
             fh.seek(start)
             for line, raw in enumerate(fh, first_line):
@@ -438,69 +450,72 @@ class Generic(Source):
                     if not raw.strip():
                         continue
                     if line == 1 and raw.startswith(codecs.BOM_UTF8):
-                        yield line, loads(raw[3:])
+                        yield self._item(line, loads(raw[3:]))
                         continue
-                    yield line, RowError(BAD_JSON, "malformed JSON line", file=str(self.path), line=line)
+                    yield Bad(RowError(BAD_JSON, "malformed JSON line", file=file, line=line), None)
                     continue
-                if row.__class__ is not dict:
-                    row = RowError("wrong-type", f"expected a JSON object, got {type(row).__name__}",
-                                   file=str(self.path), line=line)
-                yield line, row
+                if ac is not None and row.__class__ is dict:
+                    question = row.get(qc)
+                    image = row.get(ic)
+                    answers = row.get(ac)
+                    if (question.__class__ is str and image.__class__ is str and answers.__class__ is list
+                            and question and image and answers and answers[0].__class__ is str
+                            and not question.isspace() and None not in answers):
+                        yield Item(file, line, image, question, answers, None, None, None, None,
+                                   row.get(idc) if idc is not None else None)
+                        continue
+                yield self._item(line, row)
+                if plain and self._checked:
+                    ac = self.answer_col
 
-    def __iter__(self) -> Iterator[Item | Bad]:
-        file = str(self.path)
-        checked = False
+    def _item(self, line: int, row: Any) -> Item | Bad:
+        if row.__class__ is not dict:
+            if not isinstance(row, RowError):
+                row = RowError("wrong-type", f"expected a JSON object, got {type(row).__name__}",
+                               file=str(self.path), line=line)
+            return Bad(row, None)
+        if not self._checked:
+            self._check_columns(row, line)
+            self._checked = True
         ic, qc, cc, oc, idc = self.image_col, self.question_col, self.choices_col, self.ocr_col, self.id_col
-        for line, row in self._rows():
-            if row.__class__ is not dict:
-                yield Bad(row, None)
-                continue
-            if not checked:
-                self._check_columns(row, line)
-                checked = True
-            ac = self.answer_col
-            question = row.get(qc)
-            if question.__class__ is not str or not question or question.isspace():
-                question = _text(question)
-                if question is None:
-                    yield self._bad(MISSING_QUESTION, f"column {qc!r} is missing or empty", line, row)
-                    continue
-            image = row.get(ic)
-            if image.__class__ is not str:
-                image = _image_value(image)
-            if not image:
-                yield self._bad(MISSING_IMAGE_FIELD, f"column {ic!r} is missing or empty", line, row)
-                continue
-            answers = row.get(ac)
-            if answers.__class__ is list and answers and answers[0].__class__ is str and None not in answers:
-                confidences = None
-            else:
-                answers, confidences = _answer_list(answers)
-            choices = correct = None
-            if cc is not None:
-                choices = row.get(cc)
-                if isinstance(choices, str):
-                    choices = [c.strip() for c in choices.split("|")]
-                if not isinstance(choices, list) or len(choices) < 2:
-                    yield self._bad(BAD_CHOICES, f"column {cc!r} must hold 2 or more choices", line, row)
-                    continue
-                choices = [str(c) for c in choices]
-                correct = _correct_index(row.get(ac), choices)
-                if correct is None:
-                    yield self._bad(BAD_CHOICES, f"answer {row.get(ac)!r} is neither an index into nor one of "
-                                    f"the choices", line, row)
-                    continue
-            elif not answers:
-                yield self._bad(MISSING_ANSWER, f"column {ac!r} is missing or empty", line, row)
-                continue
-            ocr = None
-            if oc is not None:
-                ocr = row.get(oc) or []
-                ocr = ocr.split() if isinstance(ocr, str) else [str(t) for t in ocr]
-            if self.image_pattern is not None:
-                image = self._image_name(self.image_pattern, image=image, image_id=image)
-            sid = row.get(idc) if idc is not None else None
-            yield Item(file, line, image, question, answers, confidences, choices, correct, ocr, sid)
+        ac = self.answer_col
+        question = row.get(qc)
+        if question.__class__ is not str or not question or question.isspace():
+            question = _text(question)
+            if question is None:
+                return self._bad(MISSING_QUESTION, f"column {qc!r} is missing or empty", line, row)
+        image = row.get(ic)
+        if image.__class__ is not str:
+            image = _image_value(image)
+        if not image:
+            return self._bad(MISSING_IMAGE_FIELD, f"column {ic!r} is missing or empty", line, row)
+        answers = row.get(ac)
+        if answers.__class__ is list and answers and answers[0].__class__ is str and None not in answers:
+            confidences = None
+        else:
+            answers, confidences = _answer_list(answers)
+        choices = correct = None
+        if cc is not None:
+            choices = row.get(cc)
+            if isinstance(choices, str):
+                choices = [c.strip() for c in choices.split("|")]
+            if not isinstance(choices, list) or len(choices) < 2:
+                return self._bad(BAD_CHOICES, f"column {cc!r} must hold 2 or more choices", line, row)
+            choices = [str(c) for c in choices]
+            correct = _correct_index(row.get(ac), choices)
+            if correct is None:
+                return self._bad(BAD_CHOICES, f"answer {row.get(ac)!r} is neither an index into nor one of "
+                                 f"the choices", line, row)
+        elif not answers:
+            return self._bad(MISSING_ANSWER, f"column {ac!r} is missing or empty", line, row)
+        ocr = None
+        if oc is not None:
+            ocr = row.get(oc) or []
+            ocr = ocr.split() if isinstance(ocr, str) else [str(t) for t in ocr]
+        if self.image_pattern is not None:
+            image = self._image_name(self.image_pattern, image=image, image_id=image)
+        sid = row.get(idc) if idc is not None else None
+        return Item(str(self.path), line, image, question, answers, confidences, choices, correct, ocr, sid)
 
 
 def _image_value(value: Any) -> str | None:
