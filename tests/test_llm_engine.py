@@ -208,3 +208,63 @@ def test_a_server_that_is_not_there_is_one_clear_error_not_n_failed_rows(tmp_pat
     with Engine(config(f"http://127.0.0.1:{port}/v1", tmp_path, max_retries=1)) as engine:
         with pytest.raises(LLMError, match="is the server running"):
             list(engine.run(requests(5)))
+
+
+def test_a_seeded_ask_again_and_each_sample_reach_the_server_with_their_own_seed():
+    # A seeded backend (vLLM, llama.cpp, OpenAI's best effort) gives the same reply to the same seed: asking
+    # again with the seed that gave a rejected reply would only buy that reply again, and n samples of one
+    # prompt would be n copies.
+    def seeded(body):
+        return "bad" if body["seed"] == 5 else f"good {body['seed']}"
+
+    def parse(text, finish):
+        if text == "bad":
+            raise ParseRejected("bad")
+        return text
+
+    msgs = [{"role": "user", "content": "same prompt"}]
+    with LoopbackServer(script=seeded) as srv:
+        with Engine(config(srv.base_url)) as engine:
+            (res,) = engine.run([Request(key="r", messages=msgs, seed=5)], parse=parse, max_parse_retries=2)
+            samples = list(engine.run([Request(key=f"s{k}", messages=msgs, seed=9, sample_index=k)
+                                       for k in range(4)]))
+        seeds = [r["json"]["seed"] for r in srv.requests]
+    assert res.ok and res.attempts == 2 and seeds[0] == 5 and seeds[1] != 5
+    assert seeds[2] == 9                                 # the first sample sends the seed it was given
+    assert len(set(seeds[2:])) == 4 and len({r.text for r in samples}) == 4
+
+
+def test_an_exhausted_quota_is_one_clear_error_not_a_retry_storm(tmp_path):
+    import pytest
+
+    from instructkit.errors import LLMError
+
+    # OpenAI's answer when the account has no credit left: a 429 that no waiting will cure.
+    quota = {"status": 429, "error": {"message": "You exceeded your current quota, please check your plan and "
+                                                 "billing details.", "type": "insufficient_quota",
+                                      "code": "insufficient_quota"}}
+    with LoopbackServer(script=lambda body: quota) as srv:
+        with Engine(config(srv.base_url, tmp_path, concurrency=2)) as engine:
+            with pytest.raises(LLMError, match="quota") as info:
+                list(engine.run(requests(20)))
+        assert len(srv.requests) <= 2          # the calls in flight, none asked again
+    assert "billing" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_a_parameter_the_model_refuses_is_one_clear_error_not_n_failed_rows(tmp_path):
+    import pytest
+
+    from instructkit.errors import LLMError
+
+    # What OpenAI's reasoning models answer to max_tokens: every row would fail the same way.
+    refused = {"status": 400, "error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                   f"'max_completion_tokens' instead. (key {SECRET})", "type": "invalid_request_error", "param": "max_tokens",
+        "code": "unsupported_parameter"}}
+    with LoopbackServer(script=lambda body: refused) as srv:
+        with Engine(config(srv.base_url, tmp_path, concurrency=2)) as engine:
+            with pytest.raises(LLMError, match="Unsupported parameter: 'max_tokens'") as info:
+                list(engine.run(requests(20)))
+        assert len(srv.requests) <= 2
+    assert SECRET not in str(info.value) and "(key ***)" in str(info.value)
+    assert read_jsonl(tmp_path / "failed.jsonl") == []

@@ -328,3 +328,156 @@ def test_cli(tmp_path):
                                    "--captions", str(SEEDS / "coco/captions.json"), "--no-cache"])
     assert bad.exit_code == 1 and "unknown recipe" in bad.output
     assert Path(tmp_path / "x.jsonl").exists() is False
+
+
+def one_task_reply(body):
+    """Every bootstrap reply gives exactly one novel task and every evolution is kept: the run the text dry-run
+    estimate assumes."""
+    prompt = last_user_text(body)
+    rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
+    if prompt.startswith("Come up with a series"):
+        return "Describe " + " ".join(rng.choice(VOCAB) for _ in range(12)) + "."
+    if prompt.startswith("Carry out the task below"):
+        return "Input: <noinput>\nOutput: Done."
+    original = re.search(r"Original instruction:\n(.+)\n", prompt).group(1)
+    return original + " Answer in exactly three sentences, citing one concrete example from " + rng.choice(VOCAB)
+
+
+def test_text_dry_run_prices_every_stage_not_just_the_first_round(tmp_path, capsys):
+    from instructkit.llm import Engine
+
+    kw = dict(mode="text", num_instructions=9, batch_size=3, evolve_rounds=2)
+    with LoopbackServer() as srv:
+        with Engine(cfg(srv, dry_run=True)) as dry:
+            funnel = run_self_instruct(output=tmp_path / "d.jsonl", llm=dry.config, engine=dry, **kw)
+        assert srv.requests == [] and not (tmp_path / "d.jsonl").exists()
+    estimate = dry.last_estimate
+    assert funnel["stopped"] == "dry-run" and funnel["estimated rounds"] == 3
+    with LoopbackServer(script=one_task_reply) as srv:
+        real = run_self_instruct(output=tmp_path / "r.jsonl", llm=cfg(srv), **kw)
+        sent = len(srv.requests)
+        max_tokens_asked = sum(r["json"]["max_tokens"] for r in srv.requests)
+    assert real["rounds"] == 3 and real["evolved"] == 18 and real["written"] == 27
+    # bootstrap 3 rounds x 3 + evolve 2 x 9 + instances 9 x 3
+    assert estimate.requests == sent == 9 + 18 + 27
+    assert estimate.max_completion_tokens == max_tokens_asked
+    assert f"dry run: {sent} requests" in capsys.readouterr().err
+
+
+def test_images_dry_run_with_evolve_prices_the_evolutions_and_their_answers(tmp_path):
+    from instructkit.llm import Engine
+
+    def script(body):
+        s, text = system_of(body), last_user_text(body)
+        if "question below about this photo" in text or "new question about this photo" in text:
+            return re.search(r"Original instruction:\n(.+)\n", text).group(1) + " Explain which details support it."
+        if "Answer the question that follows" in s:
+            return ("Looking at the scene, the framing, the light and the position of the main subject all point "
+                    "the same way, which supports the reading that the moment was recorded on purpose.")
+        return image_reply(body, [])
+
+    kw = dict(captions=SEEDS / "coco/captions.json", instances=SEEDS / "coco/instances.json", evolve_rounds=2,
+              limit=3)
+    with LoopbackServer() as srv:
+        with Engine(cfg(srv, dry_run=True)) as dry:
+            run_self_instruct(output=tmp_path / "d.jsonl", llm=dry.config, engine=dry, **kw)
+        assert srv.requests == []
+    with LoopbackServer(script=script) as srv:
+        real = run_self_instruct(output=tmp_path / "r.jsonl", llm=cfg(srv), **kw)
+        sent = len(srv.requests)
+    # 3 images x 3 recipes, then conversation + reasoning of each evolved twice, each evolution answered.
+    assert real["written"] == 9 + 12 and sent == 9 + 12 + 12
+    assert dry.last_estimate.requests == sent
+
+
+def test_cli_a_wrong_key_is_one_clear_error_and_the_key_is_written_nowhere(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from instructkit.cli import app
+
+    key = "sk-AUDIT-9c41e7d2b8f05a63"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.chdir(tmp_path)
+    base = ["self-instruct", "--captions", str(SEEDS / "coco/captions.json"), "--instances",
+            str(SEEDS / "coco/instances.json"), "--model", "loopback", "--cache", "c.sqlite", "--failed",
+            "failed.jsonl", "--rejects", "rejects.jsonl", "--no-progress", "--max-retries", "0"]
+    # The server echoes the key it was sent in its 401 body, as OpenAI does.
+    with LoopbackServer(api_key="sk-the-right-one") as srv:
+        bad = CliRunner().invoke(app, [*base, "-o", "bad.jsonl", "--base-url", srv.base_url])
+        assert len(srv.requests) <= 16
+    assert bad.exit_code == 1
+    errors = [line for line in bad.output.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "authentication failed" in errors[0] and "HTTP 401" in errors[0]
+    assert "Traceback" not in bad.output and not (tmp_path / "bad.jsonl").exists()
+    with LoopbackServer(api_key=key, faults={"500": 0.3}, seed=2,
+                        script=lambda body: image_reply(body, [("tabby cat", "Question: What do the captions "
+                                                                             "say?\nAnswer: A cat.")])) as srv:
+        good = CliRunner().invoke(app, [*base, "-o", "good.jsonl", "--base-url", srv.base_url])
+    assert good.exit_code == 0, good.output
+    assert (tmp_path / "failed.jsonl").read_text() and (tmp_path / "rejects.jsonl").read_text()
+    assert (tmp_path / "good.jsonl").read_text()
+    for path in tmp_path.rglob("*"):
+        assert key.encode() not in path.read_bytes(), path
+    assert key not in bad.output + good.output
+
+
+def test_several_samples_of_one_image_are_not_copies_on_a_seeded_server(tmp_path):
+    def seeded(body):           # a seeded server: one seed, one reply
+        return CONV.replace("some objects", f"object number {body['seed']}")
+
+    with LoopbackServer(script=seeded) as srv:
+        funnel = run_self_instruct(output=tmp_path / "o.jsonl", llm=cfg(srv), recipe="conversation=3", limit=2,
+                                   captions=SEEDS / "coco/captions.json", seed=11)
+        seeds = [r["json"]["seed"] for r in srv.requests]
+    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert funnel["written"] == 6 and seeds.count(11) == 2 and len(set(seeds)) == 3
+    for image in ("1", "2"):          # three different samples of each image
+        assert len({json.dumps(r["messages"]) for r in records if r["meta"]["image_id"] == image}) == 3
+    assert [r["meta"]["sampling"]["sample_index"] for r in records] == [0, 1, 2, 0, 1, 2]
+
+
+def test_vision_without_the_images_is_one_clear_error(tmp_path):
+    with LoopbackServer(script=lambda body: DETAIL) as srv:
+        with pytest.raises(UsageError, match="--image-root") as info:
+            run_self_instruct(output=tmp_path / "o.jsonl", llm=cfg(srv), captions=SEEDS / "coco/captions.json",
+                              recipe="detail", vision=True, limit=2)
+        assert srv.requests == []
+    assert "000000000001.jpg" in str(info.value)
+
+
+def test_cli_kill_9_then_rerun_buys_nothing_twice_and_writes_what_an_uninterrupted_run_writes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def seeded(body):
+        return CONV.replace("some objects", f"object number {body['seed']}")
+
+    def command(out, cache):
+        return [sys.executable, "-m", "instructkit", "self-instruct", "--captions", str(SEEDS / "coco/captions.json"),
+                "--recipe", "conversation=6", "--model", "loopback", "--base-url", srv.base_url, "--api-key", "sk-t",
+                "--concurrency", "2", "--cache", str(cache), "--no-progress", "-o", str(out)]
+
+    def bodies(entries):
+        return [json.dumps([e["json"]["messages"], e["json"]["seed"]]) for e in entries]
+
+    with LoopbackServer(script=seeded, latency=0.03) as srv:
+        proc = subprocess.Popen(command(tmp_path / "out.jsonl", tmp_path / "c.sqlite"), stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(srv.requests) < 12 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)   # waiting for about a third of the 36 calls, not a test of timing
+        assert proc.poll() is None, "the run finished before the kill"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        first = bodies(srv.requests)
+        rerun = subprocess.run(command(tmp_path / "out.jsonl", tmp_path / "c.sqlite"), capture_output=True,
+                               text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        second = bodies(srv.requests[len(first):])
+        reference = run_self_instruct(output=tmp_path / "ref.jsonl", llm=cfg(srv, concurrency=2), limit=None,
+                                      captions=SEEDS / "coco/captions.json", recipe="conversation=6")
+    assert len(set(first) & set(second)) <= 2          # at most the two calls in flight at the kill
+    assert len(set(first) | set(second)) == 36 and reference["written"] == 36
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()

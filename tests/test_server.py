@@ -112,3 +112,36 @@ def test_subprocess_server_exposes_its_log_and_counts():
         assert srv.stats()["counts"] == {"500": 1}
         (entry,) = srv.requests
         assert entry["json"]["messages"][0]["content"] == "hi" and entry["fault"] == "500"
+
+
+def test_module_flags_file_rules_and_a_required_key(tmp_path):
+    reply = tmp_path / "reply.txt"
+    reply.write_text("Question:\nWhat is it?\n===\nAnswer:\nA cat.\n")
+    proc = subprocess.Popen([sys.executable, "-m", "instructkit.testing.server", "--port", "0", "--api-key",
+                             "sk-right", "--rule", f"cat=@{reply}"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        with OpenAI(base_url=url, api_key="sk-right", max_retries=0) as client:
+            assert _ask(client, "a cat").choices[0].message.content == reply.read_text()
+        with OpenAI(base_url=url, api_key="sk-wrong", max_retries=0) as client:
+            with pytest.raises(openai.AuthenticationError, match="Incorrect API key"):
+                _ask(client, "a cat")
+        # A port that is taken is an error, not a server that never comes up.
+        taken = subprocess.run([sys.executable, "-m", "instructkit.testing.server", "--port", url.split(":")[-1]
+                                .split("/")[0]], capture_output=True, text=True, timeout=20)
+        assert taken.returncode == 1 and "cannot listen" in taken.stderr and "Traceback" not in taken.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--fault", "teapot=0.1"], "unknown fault 'teapot'"),
+    (["--fault", "429=lots"], "the rate must be a number"),
+    (["--rule", "(unclosed=x"], "unterminated subpattern"),
+    (["--rule", "no-equals-sign"], "expected REGEX=REPLY"),
+])
+def test_module_bad_flags_are_usage_errors_not_tracebacks(flags, message):
+    done = subprocess.run([sys.executable, "-m", "instructkit.testing.server", "--port", "0", *flags],
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -138,6 +138,13 @@ def _status_failure(exc: Any, url: str) -> Exception:
     status = exc.status_code
     headers = exc.response.headers
     body_text = _safe_text(exc.response)
+    if status == 429 and "insufficient_quota" in body_text:
+        # OpenAI's "no credit left": a 429 that no backoff cures, on every row alike.
+        return LLMError(f"{url}: quota exceeded (check your plan and billing details): HTTP 429")
+    if status == 400 and ("unsupported_parameter" in body_text or "unsupported_value" in body_text):
+        # The model refuses a parameter we send (max_tokens or temperature on a reasoning model): every row
+        # would fail alike, so it ends the run with the server's own words.
+        return LLMError(f"{url}: the model refuses a request parameter: {_error_message(body_text)}: HTTP 400")
     if status == 429:
         return CallFailed("http-429", f"rate limited by {url}", status=status, headers=headers,
                           retry_after=retry_after(headers), raw=body_text)
@@ -150,6 +157,15 @@ def _status_failure(exc: Any, url: str) -> Exception:
         return LLMError(f"{url}: {what}: HTTP {status}")
     return CallFailed(f"http-{status}", f"HTTP {status} from {url}: {body_text[:300]}", status=status,
                       headers=headers, raw=body_text)
+
+
+def _error_message(body_text: str) -> str:
+    import orjson
+
+    try:
+        return str(orjson.loads(body_text)["error"]["message"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return body_text[:300]
 
 
 def _safe_text(response: Any) -> str:

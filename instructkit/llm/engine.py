@@ -9,6 +9,7 @@ At most ``reorder_window`` requests are outstanding, so memory stays flat on any
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -154,9 +155,10 @@ class Engine:
     # -- public ----------------------------------------------------------------------------------
 
     def run(self, requests: Iterable[Request], parse: Parse | None = None,
-            max_parse_retries: int = 2) -> Iterator[Result]:
+            max_parse_retries: int = 2, desc: str | None = None) -> Iterator[Result]:
         """Yield one Result per request, in input order. Ends early (``self.stopped`` set) when the next
-        call could push the spend past ``max_cost``; rows not yielded are resumable from the cache."""
+        call could push the spend past ``max_cost``; rows not yielded are resumable from the cache.
+        ``desc`` labels the progress bar (a job that runs several batches names each stage)."""
         if self.config.dry_run:
             # Jobs call run() once per batch: the estimates add up and close() prints the total once.
             self.last_estimate = self.estimate(requests, into=self.last_estimate)
@@ -166,7 +168,7 @@ class Engine:
         cfg = self.config
         window = cfg.reorder_window or max(256, 4 * cfg.concurrency)
         total = len(requests) if hasattr(requests, "__len__") else None
-        bar = _progress(total) if cfg.progress else None
+        bar = _progress(total, desc) if cfg.progress else None
         pending: deque[tuple[Request, Future]] = deque()
         try:
             for request in requests:
@@ -243,7 +245,11 @@ class Engine:
         return asyncio.run_coroutine_threadsafe(self._row(request, parse, max_parse_retries), self._loop)
 
     def _settle(self, request: Request, future: Future) -> Result | None:
-        result: Result | None = future.result()
+        try:
+            result: Result | None = future.result()
+        except LLMError as exc:
+            # A run-ending error may quote the server, and a server may quote the key it was sent.
+            raise LLMError(self._redact(str(exc))) from None
         if result is None:          # stopped by the budget before this row's call
             self.stopped = self.stopped or "max-cost"
             self._halted = True
@@ -305,7 +311,7 @@ class Engine:
                               reason="cache-miss", attempts=attempts, raw=last_raw)
             else:
                 try:
-                    completion, tries = await self._call(request)
+                    completion, tries = await self._call(request, attempt)
                 except _Stopped:
                     return None
                 except _RowFailed as exc:
@@ -346,17 +352,19 @@ class Engine:
             self._reserved += worst
         return worst
 
-    async def _call(self, request: Request) -> tuple[Completion, int]:
+    async def _call(self, request: Request, attempt: int = 0) -> tuple[Completion, int]:
         cfg = self.config
         assert self._limiter is not None and self._backends
         tokens = prompt_tokens(request, cfg.model)
         payload = {"model": cfg.model, "messages": wire_messages(request.messages),
                    "temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens,
                    "n": request.n}
-        for name in ("seed", "stop", "response_format"):
+        for name in ("stop", "response_format"):
             value = getattr(request, name)
             if value is not None:
                 payload[name] = value
+        if request.seed is not None:
+            payload["seed"] = wire_seed(request.seed, request.sample_index, attempt)
         reserved_tokens = tokens + request.max_tokens * request.n
         avoid: Backend | None = None
         failure: CallFailed | None = None
@@ -444,10 +452,21 @@ class Engine:
         return self._limiter
 
 
-def _progress(total: int | None):
+def wire_seed(seed: int, sample_index: int, attempt: int) -> int:
+    """The seed sent for one call. A seeded server (vLLM, llama.cpp; OpenAI on a best-effort basis) answers
+    one seed with one reply, so the k-th sample of a prompt and each ask-again after a parser rejection get a
+    seed of their own, derived deterministically; the first call of the first sample sends ``seed`` as given."""
+    if sample_index == 0 and attempt == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{sample_index}:{attempt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF     # 31 bits: every server's seed type holds it
+
+
+def _progress(total: int | None, desc: str | None = None):
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+    # disable=None: a bar only on a terminal, so logs and CI output stay free of carriage returns.
+    return tqdm(total=total, desc=desc, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                 disable=None)

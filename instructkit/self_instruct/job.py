@@ -10,6 +10,7 @@ which the ROUGE filter needs.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from .context import render_context
 from .evolve import evolve
 from .guardrails import Limits, check_turns
 from .inputs import ImageContext, coco_contexts, jsonl_contexts
-from .parse import EMPTY_REPLY, parse_single
+from .parse import EMPTY_REPLY, parse_qa, parse_single
 from .recipes import (
     DEFAULT_LIMITS,
     DETAIL_PROMPTS,
@@ -38,7 +39,15 @@ from .recipes import (
     parse_hook,
     parse_plan,
 )
-from .text import INSTANCE, TextSettings, bootstrap, instance_requests, parse_instance
+from .text import (
+    INSTANCE,
+    TextSettings,
+    bootstrap,
+    bootstrap_requests,
+    instance_requests,
+    parse_instance,
+    parse_task_list,
+)
 
 SOURCE = "self-instruct"
 
@@ -204,11 +213,20 @@ def _run_images(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling
                       max_answer_words=base.max_answer_words if max_words is None else max_words,
                       max_question_words=base.max_question_words, repeat_threshold=base.repeat_threshold)
 
+    first_image = [True]
+
     def request_for(ctx: ImageContext, name: str, k: int) -> Request:
         image_path = None
         if vision:
             image_path = ctx.image if ctx.image.startswith(("http://", "https://")) else \
                 str((root / ctx.image) if root else Path(ctx.image))
+            if first_image[0] and not image_path.startswith(("http://", "https://")) \
+                    and not Path(image_path).is_file():
+                # The first image missing is almost always a wrong (or no) --image-root: one clear error
+                # instead of every row failing. Later missing images are failed rows, counted.
+                raise UsageError(f"--vision: image {image_path} (image {ctx.image_id}) does not exist; "
+                                 "--image-root names the folder the image paths are relative to")
+            first_image[0] = False
         msgs = build_messages(name, ctx, demos[name], templates, vision=vision, with_context=with_context,
                               image_path=image_path, demo_image_dir=demo_images)
         return Request(key=f"{name}:{ctx.image_id}:{k}", messages=msgs, sample_index=k,
@@ -252,7 +270,7 @@ def _run_images(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling
                         continue
                     reqs = [request_for(chunk[i], name, k) for i, _, k in jobs]
                     counts["requests"] += len(reqs)
-                    for job, res in zip(jobs, eng.run(reqs, parse=parsers[name],
+                    for job, res in zip(jobs, eng.run(reqs, parse=parsers[name], desc=name,
                                                       max_parse_retries=max_parse_retries)):
                         replies[job] = res
                 for i, ctx in enumerate(chunk):
@@ -270,6 +288,8 @@ def _run_images(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling
                             if evolve_rounds and name != "detail":
                                 first_q = record.messages[0].content.replace("<image>\n", "", 1)
                                 to_evolve.append((ctx, first_q))
+                if llm.dry_run and evolve_rounds:
+                    _estimate_evolve_images(eng, chunk, plan, demos, evolve_rounds, templates, sampling, chunk_no)
                 if to_evolve and not eng.stopped:
                     for record in _evolve_images(eng, to_evolve, evolve_rounds, templates, sampling, llm,
                                                  limits_for("reasoning"), evo, chunk_no, max_parse_retries, rej):
@@ -286,6 +306,12 @@ def _run_images(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling
             "dropped": dict(dropped), "not sent": unanswered or None,
             **({k: (dict(v) if isinstance(v, Counter) else v) for k, v in evo.items()} if evolve_rounds else {}),
             "written": written, "by task": dict(by_task), "output": str(output)}
+
+
+def _stage(requests) -> str | None:
+    """The progress bar's label for one batch: its requests' stage (bootstrap, evolve, instance)."""
+    first = requests[0] if isinstance(requests, list) and requests else None
+    return first.meta.get("stage") if first is not None else None
 
 
 def _parse_answer(text: str, finish_reason: str) -> str | None:
@@ -306,7 +332,7 @@ def _evolve_images(eng: Engine, items: list[tuple[ImageContext, str]], rounds: i
                             max_tokens=sampling["max_tokens"], seed=sampling["seed"])
 
     def generate(requests, parse):
-        return eng.run(requests, parse=parse, max_parse_retries=max_parse_retries)
+        return eng.run(requests, parse=parse, max_parse_retries=max_parse_retries, desc=_stage(requests))
 
     contexts = [render_context(ctx, True) for ctx, _ in items]
     ev = evolve([q for _, q in items], rounds, settings, generate, templates, contexts=contexts,
@@ -345,6 +371,33 @@ def _evolve_images(eng: Engine, items: list[tuple[ImageContext, str]], rounds: i
             continue
         evo["evolved"] += 1
         yield record
+
+
+def _estimate_evolve_images(eng: Engine, chunk: list[ImageContext], plan, demos: dict, rounds: int,
+                            templates: TemplateEngine, sampling: dict, chunk_no: int) -> None:
+    """A dry run of image evolution: nothing is generated, so each record that would be evolved is priced
+    with its recipe's first demonstration question standing in for its own, every round kept."""
+    stand_in = {}
+    for name, rows in demos.items():
+        turns = parse_qa(rows[0].response).turns if rows and name != "detail" else []
+        stand_in[name] = turns[0][0] if turns else "What is happening in this photo, and why?"
+    items = [(ctx, stand_in[name]) for ctx in chunk for name, _ in plan.assign(ctx.image_id, sampling["seed"])
+             if name != "detail"]
+    if not items:
+        return
+    settings = TextSettings(temperature=sampling["temperature"], top_p=sampling["top_p"],
+                            max_tokens=sampling["max_tokens"], seed=sampling["seed"])
+    contexts = [render_context(ctx, True) for ctx, _ in items]
+    evolve([q for _, q in items], rounds, settings, lambda reqs, parse: eng.run(reqs), templates,
+           contexts=contexts, key=f"evolve-image:{chunk_no}")
+    system = templates.render(ANSWER).strip()
+    reqs = [Request(key=f"evolve-answer:{chunk_no}:{j}", **sampling,
+                    messages=[{"role": "system", "content": system},
+                              {"role": "user", "content": templates.render(
+                                  ANSWER_USER, context=contexts[j % len(items)], question=q).strip()}])
+            for j, q in enumerate([q for _ in range(rounds) for _, q in items])]
+    for _ in eng.run(reqs):
+        pass
 
 
 ANSWER = "self_instruct/answer"
@@ -422,9 +475,11 @@ def _run_text(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling: 
     seeds = _seed_instructions(path)
 
     def generate(requests, parse):
-        return eng.run(requests, parse=parse, max_parse_retries=max_parse_retries)
+        return eng.run(requests, parse=parse, max_parse_retries=max_parse_retries, desc=_stage(requests))
 
     funnel: dict[str, Any] = {"mode": "text", "seed tasks": len(seeds)}
+    if llm.dry_run:
+        return _estimate_text(eng, seeds, settings, templates, generate, evolve_rounds, funnel, output)
     boot = bootstrap(seeds, settings, generate, templates) if settings.num_instructions else None
     if boot is not None:
         funnel.update({"rounds": boot.rounds, "candidates": boot.candidates, "bootstrap failed": dict(boot.failed),
@@ -449,7 +504,8 @@ def _run_text(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling: 
     written = 0
     with _writer(output, out_format, llm.dry_run) as writer:
         if not eng.stopped:
-            for res in generate(instance_requests(items, settings, templates), parse_instance):
+            # A list (the items are in memory already) so the progress bar knows its total and shows an ETA.
+            for res in generate(list(instance_requests(items, settings, templates)), parse_instance):
                 if not res.ok:
                     failed[res.reason or "error"] += 1
                     continue
@@ -477,3 +533,27 @@ def _run_text(eng: Engine, llm: LLMConfig, templates: TemplateEngine, sampling: 
 
 
 BOOTSTRAP_ID = "self_instruct/text_bootstrap"
+
+
+def _estimate_text(eng: Engine, seeds: list[str], settings: TextSettings, templates: TemplateEngine, generate,
+                   evolve_rounds: int, funnel: dict, output: Path) -> dict:
+    """A dry run of text mode. Later prompts quote earlier replies, so they cannot be rendered before the
+    run; they are priced with seed instructions standing in for generated ones, and the bootstrap is
+    assumed to keep one instruction per reply (real replies usually give several, so this errs high)."""
+    n = settings.num_instructions
+    rounds = min(settings.rounds_cap(), math.ceil(n / settings.batch_size)) if n else 0
+    stand_ins = [seeds[i % len(seeds)] for i in range(n)] if n else list(seeds)
+    for r in range(rounds):
+        # Each round's prompts mix seeds with earlier generations: seeds stand in for those, too.
+        for _ in generate(bootstrap_requests(r, seeds, stand_ins[: r * settings.batch_size], settings,
+                                             templates), parse_task_list):
+            pass
+    if evolve_rounds:
+        # With nothing answered, evolve() renders every round over the same (stand-in) instructions.
+        evolve(stand_ins, evolve_rounds, settings, generate, templates)
+    items = [(inst, {}) for inst in stand_ins * (1 + evolve_rounds)]
+    for _ in generate(list(instance_requests(items, settings, templates)), parse_instance):
+        pass
+    funnel.update({"estimated rounds": rounds or None, "instance requests": len(items), "written": 0,
+                   "output": str(output)})
+    return funnel

@@ -74,7 +74,8 @@ class LoopbackServer:
                  faults: dict[str, float] | None = None, fault_script: FaultScript | None = None,
                  seed: int = 0, retry_after: float = 0.05, hang: float = 30.0,
                  max_inflight: int | None = None, ratelimit_headers: dict[str, str] | None = None,
-                 cached_tokens: int = 0, models: tuple[str, ...] = ("loopback",), log: bool = True):
+                 cached_tokens: int = 0, models: tuple[str, ...] = ("loopback",), log: bool = True,
+                 api_key: str | None = None):
         for name in faults or {}:
             if name not in FAULTS:
                 raise ValueError(f"unknown fault {name!r}; expected one of {', '.join(FAULTS)}")
@@ -93,6 +94,7 @@ class LoopbackServer:
         self.cached_tokens = cached_tokens
         self.models = models
         self.log_requests = log
+        self.api_key = api_key
         self.requests: list[dict] = []
         self.counts: dict[str, int] = {}
         self.inflight = 0
@@ -252,7 +254,7 @@ class LoopbackServer:
     async def _send(self, writer: asyncio.StreamWriter, status: int, payload: dict,
                     extra: dict[str, str] | None = None, truncate: bool = False) -> None:
         body = json.dumps(payload).encode()
-        reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
+        reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
                   400: "Bad Request"}.get(status, "OK")
         head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
                 f"content-length: {len(body)}"]
@@ -274,6 +276,12 @@ class LoopbackServer:
         if method == "GET" and path.endswith("/_stats"):
             await self._send(writer, 200, {"counts": self.counts, "peak_inflight": self.peak_inflight,
                                            "requests": self._arrivals})
+            return True
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            # As OpenAI answers a wrong key, echoing the key it was sent: clients must not repeat it.
+            sent = headers.get("authorization", "").removeprefix("Bearer ")
+            await self._send(writer, 401, {"error": {"message": f"Incorrect API key provided: {sent}",
+                                                     "type": "invalid_request_error", "code": "invalid_api_key"}})
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
             await self._send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "invalid"}})
@@ -323,8 +331,10 @@ class LoopbackServer:
             reply = self._reply_for(body)
             if "status" in reply:
                 entry["status"] = reply["status"]
-                await self._send(writer, reply["status"], {"error": {"message": reply.get("error", "scripted"),
-                                                                     "type": "scripted"}})
+                error = reply.get("error", "scripted")
+                # A dict is sent as the error object itself (type, code), as OpenAI shapes its errors.
+                await self._send(writer, reply["status"], {"error": error if isinstance(error, dict) else
+                                                           {"message": error, "type": "scripted"}})
                 return True
             payload = self._completion(body, fault, reply)
             entry["status"] = 200
@@ -386,8 +396,26 @@ def _parse_faults(values: list[str]) -> dict[str, float]:
     faults = {}
     for item in values:
         name, _, rate = item.partition("=")
-        faults[name] = float(rate or 0.1)
+        try:
+            faults[name] = float(rate or 0.1)
+        except ValueError:
+            raise ValueError(f"--fault {item!r}: the rate must be a number, e.g. {name}=0.1") from None
     return faults
+
+
+def _parse_rules(values: list[str]) -> list[tuple[str, str]]:
+    rules = []
+    for item in values:
+        pattern, eq, reply = item.partition("=")
+        if not eq:
+            raise ValueError(f"--rule {item!r}: expected REGEX=REPLY or REGEX=@FILE")
+        re.compile(pattern)
+        if reply.startswith("@"):
+            # Multi-line replies (a GPT-style Question/===/Answer block) do not fit on a command line.
+            with open(reply[1:], encoding="utf-8") as fh:
+                reply = fh.read()
+        rules.append((pattern, reply))
+    return rules
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -401,24 +429,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=float, default=0.05, help="seconds sent with 429s")
     parser.add_argument("--max-inflight", type=int, default=None, help="429 beyond this many in flight")
     parser.add_argument("--rule", action="append", default=[], metavar="REGEX=REPLY",
-                        help="reply REPLY when the last user message matches REGEX (repeatable)")
+                        help="reply REPLY when the last user message matches REGEX (repeatable); REGEX=@FILE "
+                        "replies with the contents of FILE")
+    parser.add_argument("--api-key", default=None, help="answer 401 to requests without this bearer key")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", action="store_true", help="keep a request log, served at GET /v1/_log")
     args = parser.parse_args(argv)
-    rules = [tuple(r.split("=", 1)) for r in args.rule]
-    server = LoopbackServer(host=args.host, port=args.port, latency=args.latency,
-                            faults=_parse_faults(args.fault), retry_after=args.retry_after,
-                            max_inflight=args.max_inflight, rules=rules, seed=args.seed, log=args.log)
+    try:
+        server = LoopbackServer(host=args.host, port=args.port, latency=args.latency,
+                                faults=_parse_faults(args.fault), retry_after=args.retry_after,
+                                max_inflight=args.max_inflight, rules=_parse_rules(args.rule), seed=args.seed,
+                                log=args.log, api_key=args.api_key)
+    except (ValueError, re.error, OSError) as exc:
+        parser.error(str(exc))
 
     async def _announce() -> None:
         task = asyncio.ensure_future(server.serve_forever())
         while not server._ready.is_set():
+            if task.done():         # it failed to open: raise why
+                task.result()
             await asyncio.sleep(0.01)
         print(server.base_url, flush=True)
         await task
 
     try:
         asyncio.run(_announce())
+    except OSError as exc:          # the port is taken, or the host is not ours
+        parser.exit(1, f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
     except KeyboardInterrupt:
         print(f"served {sum(server.counts.values())} requests: {server.counts}", file=sys.stderr)
 
