@@ -39,7 +39,10 @@ def resolve(path: str, root: str | Path | None) -> Path:
     if p.is_absolute() or root is None:
         return p
     base = Path(root).resolve()
-    full = (base / p).resolve()
+    try:
+        full = (base / p).resolve()
+    except (RuntimeError, OSError) as exc:   # Python 3.11 raises RuntimeError on a symlink loop
+        raise RowError(IMAGE_MISSING, f"image path {path!r} cannot be resolved: {exc}") from None
     if full != base and base not in full.parents:
         raise RowError(IMAGE_ESCAPES_ROOT, f"image path {path!r} climbs out of the image root {root}")
     return full
@@ -101,8 +104,12 @@ def check_image(path: str | Path, *, check_tail: bool = True) -> ImageInfo:
     p = Path(path)
     try:
         fast = _fast_header(p)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):
         raise RowError(IMAGE_MISSING, f"image file {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise RowError(IMAGE_MISSING, f"image file {str(p)!r} is a folder, not a file") from None
+    except OSError as exc:   # permission denied, symlink loop, I/O error: a row problem, not a crash
+        raise RowError(IMAGE_MISSING, f"image file {str(p)!r} cannot be opened: {exc.strerror or exc}") from None
     if fast is not None:
         width, height, fmt, size, tail = fast
         if check_tail and not tail.rstrip(b"\x00\r\n ").endswith(_TAILS[fmt]):

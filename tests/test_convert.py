@@ -135,3 +135,16 @@ def test_lean_output(tmp_path):
     assert cli(src, "-o", out, "--lean").exit_code == 0
     rows = json.loads(out.read_text())
     assert [set(r) for r in rows] == [{"id", "image", "conversations"}] * 2
+
+
+def test_unwritable_output_is_an_error_naming_it_not_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from instructkit.cli import app
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], '
+                   '"images": []}\n')
+    (tmp_path / "file").write_text("not a folder")
+    res = CliRunner().invoke(app, ["convert", str(src), "-o", str(tmp_path / "file" / "out.jsonl")])
+    assert res.exit_code == 1 and f"{tmp_path / 'file' / 'out.jsonl'}: cannot write" in res.stderr

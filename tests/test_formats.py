@@ -234,3 +234,133 @@ def test_sniffing_tells_canonical_from_sharegpt_with_the_same_keys(tmp_path):
     assert detect_format(tmp_path / "c.jsonl").format == "canonical"
     assert detect_format(tmp_path / "s.jsonl").format == "sharegpt"
     assert [r.model_dump() for r in read_records(tmp_path / "s.jsonl")] == [r.model_dump() for r in recs]
+
+
+def test_llama_factory_text_only_sharegpt_keeps_its_system_prompt(tmp_path):
+    # LLaMA-Factory's text-only ShareGPT rows have `conversations` and a `system` string but no `images`:
+    # the system prompt must become the system turn, not a stray key in meta.
+    rows = [{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
+             "system": "You are nice.", "tools": ""},
+            {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]}]
+    path = tmp_path / "lf.json"
+    path.write_text(json.dumps(rows))
+    reader = read_records(path)
+    recs = list(reader)
+    assert reader.format == "sharegpt"
+    assert recs[0].system == "You are nice." and recs[0].meta == {"fields": {"tools": ""}}
+    assert recs[1].system is None
+    # A later row with a system prompt in a file sniffed as LLaVA keeps it too.
+    path.write_text(json.dumps(rows[::-1]))
+    assert [r.system for r in read_records(path)] == [None, "You are nice."]
+
+
+def test_openai_fine_tuning_rows_with_plain_string_content_are_detected_as_openai(tmp_path):
+    row = {"messages": [{"role": "system", "content": "Marv is sarcastic."},
+                        {"role": "user", "content": "Capital of France?"},
+                        {"role": "assistant", "content": "Paris, obviously."}]}
+    path = tmp_path / "ft.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    reader = read_records(path)
+    (rec,) = list(reader)
+    assert reader.format == "openai" and rec.system == "Marv is sarcastic."
+
+
+def test_foreign_meta_that_cannot_take_unknown_keys_is_a_row_error_not_a_crash_or_a_loss(tmp_path):
+    conv = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
+    rows = [{"conversations": conv, "meta": "a note", "foo": 1},             # meta not an object
+            {"conversations": conv, "meta": {"fields": 3}, "foo": 1},         # meta.fields taken
+            {"conversations": conv, "meta": {"fields": {"bar": 2}}, "foo": 1}]  # merges: nothing lost
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(rows))
+    reader = read_records(path, on_error="skip")
+    recs = list(reader)
+    assert reader.stats.rejected == {"wrong-type": 2}
+    assert [r.meta for r in recs] == [{"fields": {"bar": 2, "foo": 1}}]
+    with pytest.raises(RowError, match=r"m.json:1: 'meta' must be an object"):
+        list(read_records(path))
+
+
+def test_the_example_rows_in_docs_formats_are_what_the_writers_write(tmp_path):
+    import re
+    from pathlib import Path
+
+    from instructkit.records import Record
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    blocks = dict(zip(["canonical", "llava", "sharegpt", "openai", "alpaca"],
+                      re.findall(r"```json\n(.*?)\n```", doc, re.S)))
+    rec = Record.model_validate_json(blocks["canonical"])
+    for fmt in ("canonical", "llava", "sharegpt", "openai"):
+        write_records([rec], tmp_path / f"{fmt}.jsonl", fmt)
+        assert (tmp_path / f"{fmt}.jsonl").read_text() == json.dumps(json.loads(blocks[fmt]),
+                                                                  separators=(",", ":"),
+                                                                  ensure_ascii=False) + "\n", fmt
+        assert [r.model_dump() for r in read_records(tmp_path / f"{fmt}.jsonl")] == [rec.model_dump()]
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text(blocks["alpaca"] + "\n")
+    (text,) = list(read_records(alpaca))
+    write_records([text], tmp_path / "a2.jsonl", "alpaca")
+    assert json.loads((tmp_path / "a2.jsonl").read_text()) == json.loads(blocks["alpaca"])
+
+
+def test_trl_style_image_parts_without_url_take_the_rows_images_in_order(tmp_path):
+    # TRL / Hugging Face VLM rows: {"type": "image"} parts mark where each entry of `images` goes.
+    row = {"messages": [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Compare with "},
+                                     {"type": "image", "image": None}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Same cat."}]}],
+        "images": ["a.jpg", "b.jpg"]}
+    path = tmp_path / "trl.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (rec,) = list(read_records(path))
+    assert rec.images == ["a.jpg", "b.jpg"]
+    assert rec.messages[0].content == "<image>Compare with <image>" and rec.messages[1].content == "Same cat."
+    # One marker too few for the images is the usual image-count error, naming the line.
+    row["messages"][0]["content"] = row["messages"][0]["content"][:2]
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(RowError, match=r"trl.jsonl:1: 1 '<image>' placeholder\(s\) but 2 image\(s\)"):
+        list(read_records(path))
+
+
+def test_sharegpt_file_sniffed_as_llava_from_a_bare_text_row_still_reads_later_images(tmp_path):
+    # LLaMA-Factory files often start with a text-only row that has neither `images` nor `system`: the file
+    # is sniffed as llava, and the later rows' `images` lists must still be read as images.
+    rows = [{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+            {"conversations": [{"from": "human", "value": "<image>Who?"}, {"from": "gpt", "value": "Kane."}],
+             "images": ["mllm_demo_data/1.jpg"]}]
+    path = tmp_path / "lf.json"
+    path.write_text(json.dumps(rows))
+    reader = read_records(path)
+    recs = list(reader)
+    assert reader.format == "llava"
+    assert recs[1].images == ["mllm_demo_data/1.jpg"] and recs[1].meta == {}
+
+
+def test_llava_row_with_both_image_and_images_is_an_error_not_a_silent_pick(tmp_path):
+    conv = [{"from": "human", "value": "<image>Who?"}, {"from": "gpt", "value": "Kane."}]
+    path = tmp_path / "l.json"
+    path.write_text(json.dumps([{"conversations": conv[:1] + conv[1:], "image": "a.jpg"},
+                                {"conversations": conv, "image": "a.jpg", "images": ["b.jpg"]}]))
+    with pytest.raises(RowError, match="both 'image' and 'images'"):
+        list(read_records(path))
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_successful_write(tmp_path):
+    import os
+    import time
+
+    from instructkit.formats.atomic import atomic_write
+
+    target = tmp_path / "out.jsonl"
+    stale = tmp_path / ".out.jsonl.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    past = time.time() - 60
+    os.utime(stale, (past, past))
+    other = tmp_path / ".other.jsonl.abc123.tmp"
+    other.write_bytes(b"someone else's")
+    os.utime(other, (past, past))
+    with atomic_write(target) as fh:
+        fh.write(b"done\n")
+    assert target.read_bytes() == b"done\n"
+    assert not stale.exists()
+    assert other.exists()

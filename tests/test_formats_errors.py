@@ -155,3 +155,29 @@ def test_reader_rejects_on_error_values(tmp_path):
     write_records(vqa_records()[:1], path)
     with pytest.raises(FormatError, match="on_error"):
         RecordReader(path, on_error="ignore")
+
+
+def test_table_rows_name_their_first_line_and_bad_bytes_their_line(tmp_path):
+    from instructkit.formats import read_rows
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'\xef\xbb\xbfquestion,answer\nq1,a1\n"two\nlines",a2\nq3,a3\n')
+    assert [n for n, _ in read_rows(path)] == [2, 3, 5]
+    bad = tmp_path / "t.tsv"
+    bad.write_bytes(b"question\tanswer\nq1\ta1\nq\xe9\ta\n")
+    rows = read_rows(bad)
+    assert next(rows) == (2, {"question": "q1", "answer": "a1"})
+    with pytest.raises(RowError) as exc:
+        next(rows)
+    assert (exc.value.reason, exc.value.line) == ("not-utf8", 3) and str(bad) in str(exc.value)
+
+
+@pytest.mark.parametrize("text", [None, 7, ["a"]])
+def test_content_part_text_of_the_wrong_type_is_a_row_error(tmp_path, text):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"messages": [
+        {"role": "user", "content": [{"type": "text", "text": text}, {"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": "x"}]}) + "\n")
+    with pytest.raises(RowError) as exc:
+        list(read_records(path))
+    assert exc.value.reason == WRONG_TYPE and exc.value.line == 1 and "content[0]" in str(exc.value)

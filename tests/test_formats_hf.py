@@ -61,6 +61,9 @@ def test_cli_round_trip_through_parquet_and_folder(tmp_path):
         assert result.exit_code == 0, result.output
         assert "reading as hf" in result.stderr
         assert back.read_bytes() == src.read_bytes()
+        # The relative image paths of the output point into the unpacked folder, and the command says so.
+        unpacked = out.with_name(out.stem + "_images")
+        assert f"images unpacked under {unpacked}; use --image-root {unpacked}" in result.stderr
 
 
 def test_missing_image_fails_and_keeps_previous_dataset(tmp_path):
@@ -114,3 +117,53 @@ def test_validate_and_reconvert_a_dataset_without_naming_the_image_root(tmp_path
     funnel = convert_file(tmp_path / "d.parquet", tmp_path / "again", to_fmt="hf")
     assert funnel["written"] == len(recs)
     assert [r.model_dump() for r in read_records(tmp_path / "again")] == [r.model_dump() for r in recs]
+
+
+def test_convert_to_hf_names_the_input_line_of_a_row_whose_image_is_missing_and_skip_keeps_the_rest(tmp_path):
+    import json
+
+    from instructkit.records import conversation
+
+    recs = [conversation(f"Q{i}?", f"A{i}.", images=[f"images/00000000000{i}.jpg"]) for i in (1, 2, 3)]
+    src = tmp_path / "in.jsonl"
+    write_records(recs, src)
+    (tmp_path / "imgs" / "images").mkdir(parents=True)
+    for rec in recs[:2]:
+        for p in rec.images:
+            (tmp_path / "imgs" / p).write_bytes((SEEDS / p).read_bytes())
+    missing = recs[2].images[0]
+    assert not (tmp_path / "imgs" / missing).exists()
+    base = ["convert", str(src), "-o", str(tmp_path / "ds"), "--to", "hf", "--image-root", str(tmp_path / "imgs")]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 1 and f"{src}:3: cannot be written as hf" in result.stderr
+    assert not (tmp_path / "ds").exists()
+    # Skip mode: the one row goes to the rejects file, the others are exported.
+    result = runner.invoke(app, [*base, "--on-error", "skip"])
+    assert result.exit_code == 0, result.output
+    assert sum(1 for _ in read_records(tmp_path / "ds")) == 2
+    (rej,) = [json.loads(line) for line in (tmp_path / "ds.rejects.jsonl").read_text().splitlines()]
+    assert (rej["reason"], rej["line"], rej["data"]["images"]) == (IMAGE_MISSING, 3, [missing])
+
+
+def test_foreign_dataset_read_by_a_relative_path_points_its_images_into_the_image_folder(tmp_path, monkeypatch):
+    # Path-less image bytes are unpacked under <name>_images/, and the record's path is relative to that
+    # folder (the default image root of a dataset), whatever the current folder: validate passes as is.
+    import datasets
+
+    from instructkit.quality.validate import validate_file
+
+    png = (SEEDS / "images/000000000002.jpg").read_bytes()
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": png, "path": None}],
+         "conversations": [[{"from": "human", "value": "<image>\nWhat animal?"}, {"from": "gpt", "value": "Cat."}]]},
+        features=datasets.Features({
+            "image": datasets.Image(),
+            "conversations": datasets.List({"from": datasets.Value("string"), "value": datasets.Value("string")})}))
+    (tmp_path / "data").mkdir()
+    ds.to_parquet(str(tmp_path / "data" / "foreign.parquet"))
+    monkeypatch.chdir(tmp_path)
+    (rec,) = list(read_records("data/foreign.parquet"))
+    assert "/" not in rec.images[0] and rec.images[0].endswith(".jpg")
+    assert (tmp_path / "data" / "foreign_images" / rec.images[0]).read_bytes() == png
+    report = validate_file("data/foreign.parquet")
+    assert report.ok, report.render()

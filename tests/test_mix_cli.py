@@ -153,3 +153,51 @@ def test_recipe_stages_may_be_a_yaml_list(tmp_path):
                       "inputs: [a.jsonl]\n")
     data = load_recipe(recipe)
     assert data["stages"] == "image,text" and data["size"] == 4 and data["image_fraction"] == 1.0
+
+
+def test_mix_to_hf_embeds_images_from_image_root(tmp_path):
+    # HF output embeds image bytes, so mix needs to know where relative image paths point.
+    from PIL import Image
+
+    from instructkit.formats import read_records
+    from instructkit.mix import MixOptions
+    from instructkit.mix.job import run_mix
+
+    (tmp_path / "pics" / "img").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / "pics" / "img" / f"{i}.jpg")
+    text = write_text(tmp_path / "text.jsonl", 6)
+    llava = write_llava(tmp_path / "llava.json", 4)
+    out = tmp_path / "ds"
+    run_mix(MixOptions(inputs=[parse_input(str(text)), parse_input(str(llava))], strategy="concat", to_fmt="hf"),
+            out, image_root=tmp_path / "pics", log=None)
+    recs = list(read_records(out))
+    assert len(recs) == 10 and sum(1 for r in recs if r.images) == 4
+    assert (out.with_name("ds_images") / "img" / "2.jpg").read_bytes() == (tmp_path / "pics/img/2.jpg").read_bytes()
+
+
+def test_cli_mix_row_the_output_format_cannot_hold_names_its_id_and_source(tmp_path):
+    two = tmp_path / "two.jsonl"
+    two.write_text(json.dumps({"id": "pair1", "images": ["a.jpg", "b.jpg"], "messages": [
+        {"role": "user", "content": "<image><image>Same?"}, {"role": "assistant", "content": "No."}],
+        "source": "", "task": "", "meta": {}}) + "\n")
+    text = write_text(tmp_path / "text.jsonl", 3)
+    res = runner.invoke(app, ["mix", str(text), f"{two}:name=pairs", "-o", str(tmp_path / "out.json"),
+                              "--strategy", "concat"])
+    assert res.exit_code == 1
+    assert "id 'pair1'" in res.stderr and "source 'pairs'" in res.stderr and "one image per row" in res.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_recipe_input_in_command_line_form_names_the_recipe_in_errors(tmp_path):
+    recipe = tmp_path / "mix.yaml"
+    recipe.write_text("inputs:\n  - a.jsonl:w=abc\n")
+    with pytest.raises(UsageError, match=r"mix.yaml: inputs\[0\]: a.jsonl:w=abc: w='abc' is not a number"):
+        load_recipe(recipe)
+
+
+def test_missing_tmp_dir_is_a_usage_error(tmp_path):
+    text = write_text(tmp_path / "text.jsonl", 3)
+    res = runner.invoke(app, ["mix", str(text), "-o", str(tmp_path / "o.jsonl"), "--tmp-dir",
+                              str(tmp_path / "nope")])
+    assert res.exit_code == 1 and f"--tmp-dir {tmp_path / 'nope'} is not a folder" in res.stderr

@@ -296,8 +296,12 @@ def test_external_shuffle_is_a_balanced_permutation(tmp_path):
 def test_unknown_input_format_is_an_error(tmp_path):
     bad = tmp_path / "odd.jsonl"
     bad.write_text('{"question": "q", "label": 1}\n')
-    with pytest.raises(FormatError, match="unknown format"):
+    with pytest.raises(FormatError, match="unknown format") as exc:
         mix(tmp_path, [spec(bad)])
+    # mix forces a format per input with fmt=, not --from (which it does not have).
+    assert "odd.jsonl:fmt=FORMAT" in str(exc.value) and "--from" not in str(exc.value)
+    with pytest.raises(FormatError, match=r"odd.jsonl: unknown format 'yaml'"):
+        mix(tmp_path, [spec(bad, fmt="yaml")])
 
 
 def test_impossible_image_fraction_is_a_clear_error(tmp_path, pair):

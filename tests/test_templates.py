@@ -99,3 +99,18 @@ def test_every_shipped_template_parses_and_lints_clean():
     eng = TemplateEngine()
     problems = {n: eng.lint(n) for n in eng.names()}
     assert {n: p for n, p in problems.items() if p} == {}
+
+
+def test_cli_lint_reports_a_broken_template_and_goes_on(tmp_path):
+    # One template that does not parse is a lint finding naming its file and line; the others are still
+    # linted, and the command exits 1.
+    from typer.testing import CliRunner
+
+    from instructkit.cli import app
+
+    _write(tmp_path, "a/broken", "{{ foo \n")
+    _write(tmp_path, "a/dup", "{# vars: q #}\n{{ q }}\n{# --- #}\n{{  q }}\n")
+    res = CliRunner().invoke(app, ["templates", "lint", "-t", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "a/broken: " in res.stdout and "broken.jinja:1" in res.stdout
+    assert "a/dup: a/dup#2 (line 4): duplicate of a/dup#1" in res.stdout

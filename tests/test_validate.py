@@ -208,3 +208,16 @@ def test_broken_first_line_does_not_hide_the_rest(tmp_path, image_root):
     only_broken.write_bytes(b'{"broken\n[1,\n')
     report = validate_file(only_broken)
     assert [(e.line, e.reason) for e in report.shown] == [(1, BAD_JSON)]
+
+
+def test_unopenable_image_paths_are_reported_not_raised(tmp_path, image_root):
+    # A symlink loop or a folder where an image should be is a row problem, never a traceback.
+    os.symlink(image_root / "loop.jpg", image_root / "loop.jpg")
+    (image_root / "folder.jpg").mkdir()
+    with pytest.raises(RowError) as exc:
+        check_image(image_root / "folder.jpg")
+    assert exc.value.reason == IMAGE_MISSING and "is a folder" in str(exc.value)
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(row(["loop.jpg"]) + b"\n" + row(["folder.jpg"]) + b"\n")
+    report = validate_file(path, image_root=image_root)
+    assert {e.line: e.reason for e in report.shown} == {1: IMAGE_MISSING, 2: IMAGE_MISSING}

@@ -72,8 +72,14 @@ def _show(name: str, dirs: list[Path]) -> None:
 def _lint(names: list[str], dirs: list[Path]) -> list[str]:
     eng = _engine(dirs)
     problems: list[str] = []
+    from ..errors import TemplateError
+
     for n in names or eng.names():
-        for p in eng.lint(n):
+        try:
+            found = eng.lint(n)
+        except TemplateError as exc:    # a file that does not parse is a finding; lint the rest too
+            found = [str(exc)]
+        for p in found:
             problems.append(f"{n}: {p}")
     for p in problems:
         echo(p)

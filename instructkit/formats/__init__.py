@@ -250,6 +250,13 @@ class RecordWriter:
 
     def write(self, record: Record) -> None:
         if self._dump is None:
+            if self.format == "hf" and record.images:
+                from .hf import check_embeddable
+
+                try:
+                    check_embeddable(record.images, self.image_root)
+                except RowError as exc:
+                    raise exc.located(file=str(self.path), row=self.count) from None
             data = _to_json(record)
         else:
             try:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import Record
+from ..errors import RowError
+from ..records import WRONG_TYPE, Record
 
 OWN = ("source", "task", "meta")
 
@@ -21,7 +22,15 @@ def take(obj: dict, out: dict[str, Any], known: set[str]) -> dict[str, Any]:
             out[key] = obj[key]
     extra = {k: v for k, v in obj.items() if k not in known}
     if extra:
-        out["meta"] = {**out.get("meta", {}), "fields": extra}
+        meta = out.get("meta", {})
+        if not isinstance(meta, dict):
+            raise RowError(WRONG_TYPE, "'meta' must be an object")
+        kept = meta.get("fields", {})
+        # Never overwrite what the row already keeps there: that would lose it without a word.
+        if not isinstance(kept, dict) or set(kept) & set(extra):
+            raise RowError(WRONG_TYPE, "meta.fields holds this row's unknown keys "
+                           f"({', '.join(sorted(extra))}), but the row already has a different meta.fields")
+        out["meta"] = {**meta, "fields": {**kept, **extra}}
     return out
 
 

@@ -6,12 +6,15 @@ A crash or kill leaves the previous file (or nothing) in place, never a half-wri
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from ..errors import UsageError
 
 _BUFFER = 1 << 20
 
@@ -25,8 +28,12 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    started = time.time()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:   # a parent that is a file, a read-only folder: the user's to fix, not a crash
+        raise UsageError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     try:
         # mkstemp makes 0600 files; outputs should get the usual umask-derived mode like any other file.
         os.chmod(tmp, 0o666 & ~_umask())
@@ -40,3 +47,14 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _remove_stale(target, started)
+
+
+def _remove_stale(target: Path, started: float) -> None:
+    """A writer killed with -9 leaves its temporary file behind; the next successful write of the same
+    target removes such leftovers, those untouched since before this write began (a live writer's file
+    keeps changing)."""
+    for old in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < started:
+                old.unlink()

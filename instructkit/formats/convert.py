@@ -81,6 +81,10 @@ def convert_file(src: str | Path, dst: str | Path, *, from_fmt: str | None = Non
     if sink is not None:
         sink.__exit__(None, None, None)
 
+    unpacked = default_image_root(src, reader.detected.container)
+    if reader.detected.container in ("dir", "parquet") and unpacked.is_dir():
+        # The reader wrote the embedded image bytes there; the output's relative image paths point into it.
+        say(f"{src}: images unpacked under {unpacked}; use --image-root {unpacked} with the output")
     rejected = reader.stats.rejected + unwritable
     funnel = {
         "input": str(src), "output": str(dst), "from": reader.format, "to": writer.format,

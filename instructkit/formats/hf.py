@@ -82,11 +82,26 @@ def _image_path(value: dict, out_dir: Path) -> str:
         target = out_dir / path
     else:
         digest = hashlib.blake2b(data, digest_size=12).hexdigest()
-        target = out_dir / f"{digest}{Path(path or '').suffix or '.img'}"
+        target = out_dir / f"{digest}{Path(path or '').suffix or _suffix(data)}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    return str(target.relative_to(out_dir)) if path and target.is_relative_to(out_dir) else str(target)
+    # Relative to out_dir, the default image root of a dataset (formats.convert.default_image_root), so the
+    # record does not depend on the folder the dataset was read from.
+    return target.relative_to(out_dir).as_posix()
+
+
+_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
+
+
+def _suffix(data: bytes) -> str:
+    """A file suffix from the image bytes, for tools that go by the name."""
+    for magic, suffix in _MAGIC:
+        if data.startswith(magic):
+            return suffix
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".img"
 
 
 def iter_hf_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -97,6 +112,20 @@ def iter_hf_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError:
                 raise RowError("wrong-type", "'meta' is not valid JSON", file=str(path), row=i) from None
         yield i, row
+
+
+def check_embeddable(images: list[str], root: Path | None) -> None:
+    """Raise ``RowError`` for an image the export could not embed, before the row is spooled: the caller
+    then knows which input row it was (and can skip just that row), where the export itself only could say
+    the output row and would have to give up on the whole dataset."""
+    base = root or Path(".")
+    for p in images:
+        if is_url(p):
+            raise RowError("unsupported-by-format", f"image {p!r} is a URL; HF export embeds image bytes")
+        file = Path(p) if Path(p).is_absolute() else base / p
+        if not file.is_file():
+            raise RowError(IMAGE_MISSING, f"image {p!r} not found under {base} (needed to embed it; "
+                           "pass --image-root)")
 
 
 def _rows_from_spool(spool: str, root: str):

@@ -17,11 +17,13 @@ from . import _extras
 NAME = "llava"
 _ROLE_IN = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
 _ROLE_OUT = {"user": "human", "assistant": "gpt"}
-_KNOWN = {"id", "image", "conversations", "source", "task", "meta"}
+_KNOWN = {"id", "image", "images", "conversations", "system", "source", "task", "meta"}
 
 
 def sniff(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("conversations"), list) and "images" not in obj
+    # `images` or a top-level `system` mark LLaMA-Factory's ShareGPT spelling of the same conversations.
+    return (isinstance(obj, dict) and isinstance(obj.get("conversations"), list) and "images" not in obj
+            and "system" not in obj)
 
 
 def parse(obj: dict) -> dict:
@@ -32,7 +34,9 @@ def parse(obj: dict) -> dict:
         raise RowError(MISSING_FIELD, "missing required field 'conversations'")
     if not isinstance(convs, list):
         raise RowError(WRONG_TYPE, "'conversations' must be a list")
-    messages = []
+    # LLaVA has no system turn, but a file sniffed as LLaVA from its first row may be LLaMA-Factory
+    # ShareGPT whose later rows carry a `system` prompt; it is a turn, not a key to shelve in meta.
+    messages = system_turn(obj)
     for i, turn in enumerate(convs):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
             raise RowError(MISSING_FIELD, f"conversations[{i}] needs 'from' and 'value'")
@@ -41,6 +45,11 @@ def parse(obj: dict) -> dict:
             raise RowError("bad-role", f"conversations[{i}]: unknown speaker {turn['from']!r} (human, gpt, system)")
         messages.append({"role": role, "content": turn["value"]})
     image = obj.get("image")
+    if image is not None and obj.get("images"):
+        raise RowError(WRONG_TYPE, "a row with both 'image' and 'images'")
+    if image is None:
+        # LLaMA-Factory's ShareGPT spelling, in a file sniffed as LLaVA from a first row without it.
+        image = obj.get("images")
     if image is None:
         images = []
     elif isinstance(image, str):
@@ -48,8 +57,17 @@ def parse(obj: dict) -> dict:
     elif isinstance(image, list):
         images = image
     else:
-        raise RowError(WRONG_TYPE, "'image' must be a path or a list of paths")
+        raise RowError(WRONG_TYPE, "'image' (or 'images') must be a path or a list of paths")
     return _extras.take(obj, {"images": images, "messages": messages}, _KNOWN)
+
+
+def system_turn(obj: dict) -> list[dict[str, str]]:
+    system = obj.get("system")
+    if system is None or system == "":
+        return []
+    if not isinstance(system, str):
+        raise RowError(WRONG_TYPE, "'system' must be a string")
+    return [{"role": "system", "content": system}]
 
 
 def dump(record: Record, lean: bool = False) -> dict:

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import RowError
 from ..records import IMAGE_TOKEN, MISSING_FIELD, WRONG_TYPE, Record
 from . import _extras
+from .llava import system_turn
 
 _ROLE_IN = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant", "system": "system"}
 _KNOWN = {"id", "messages", "conversations", "images", "system", "source", "task", "meta"}
@@ -26,11 +27,14 @@ def sniff_sharegpt(obj: Any) -> bool:
         return False
     if isinstance(obj.get("messages"), list):
         return not _has_parts(obj["messages"])
-    return isinstance(obj.get("conversations"), list) and "images" in obj
+    return isinstance(obj.get("conversations"), list) and ("images" in obj or "system" in obj)
 
 
 def sniff_openai(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("messages"), list) and _has_parts(obj["messages"])
+    # OpenAI fine-tuning rows have plain string content and no `images` key; LLaMA-Factory rows carry
+    # `images` (our sharegpt writer always writes it). Both read the same; this only names the format.
+    return (isinstance(obj, dict) and isinstance(obj.get("messages"), list)
+            and (_has_parts(obj["messages"]) or "images" not in obj))
 
 
 def _has_parts(messages: list) -> bool:
@@ -44,7 +48,13 @@ def _content_from_parts(parts: list, images: list[str], where: str) -> str:
             raise RowError(WRONG_TYPE, f"{where}.content[{j}] must be an object")
         kind = part.get("type")
         if kind == "text":
-            text.append(part.get("text", ""))
+            piece = part.get("text", "")
+            if not isinstance(piece, str):
+                raise RowError(WRONG_TYPE, f"{where}.content[{j}].text must be a string")
+            text.append(piece)
+        elif kind == "image" and part.get("image") is None:
+            # TRL / HF VLM rows: a bare marker; the image itself is the next entry of the row's `images`.
+            text.append(IMAGE_TOKEN)
         elif kind in ("image_url", "image"):
             url = part.get("image_url", part.get("image"))
             if isinstance(url, dict):
@@ -71,9 +81,7 @@ def parse(obj: dict) -> dict:
     if not isinstance(given_images, list):
         raise RowError(WRONG_TYPE, "'images' must be a list")
     part_images: list[str] = []
-    messages = []
-    if isinstance(obj.get("system"), str) and obj["system"]:
-        messages.append({"role": "system", "content": obj["system"]})
+    messages = system_turn(obj)
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise RowError(WRONG_TYPE, f"{key}[{i}] must be an object")

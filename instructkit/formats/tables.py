@@ -3,13 +3,14 @@ TSV and parquet, each yielded as ``(line or row number, dict)``."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, RowError
-from ..records import BAD_JSON, EMPTY_FILE, WRONG_TYPE
+from ..records import BAD_JSON, EMPTY_FILE, NOT_UTF8, WRONG_TYPE
 from ._json import check_not_empty, first_char, iter_json_array, iter_jsonl
 
 
@@ -62,18 +63,30 @@ def _as_dict(obj: Any, path: Path, line: int) -> dict:
 
 def _delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
     check_not_empty(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            if not reader.fieldnames:
-                raise RowError(EMPTY_FILE, "no header row", file=str(path), line=1)
-            for row in reader:
-                if None in row:
-                    raise RowError(BAD_JSON, f"more fields than the {len(reader.fieldnames)} in the header",
-                                   file=str(path), line=reader.line_num)
-                yield reader.line_num, row
-    except UnicodeDecodeError as exc:
-        raise RowError("not-utf8", f"bytes that are not UTF-8 ({exc.reason})", file=str(path)) from None
+    reader = csv.DictReader(_text_lines(path), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise RowError(EMPTY_FILE, "no header row", file=str(path), line=1)
+    # line_num is where a row ends; a quoted field can span lines, and the row is named by where it starts.
+    end = reader.line_num
+    for row in reader:
+        start, end = end + 1, reader.line_num
+        if None in row:
+            raise RowError(BAD_JSON, f"more fields than the {len(reader.fieldnames)} in the header",
+                           file=str(path), line=start)
+        yield start, row
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    """The file's lines decoded one by one, so bytes that are not UTF-8 are reported with their line."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RowError(NOT_UTF8, f"bytes that are not UTF-8 at column {exc.start + 1}", file=str(path),
+                               line=lineno) from None
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -36,9 +36,10 @@ def build_options(inputs: list[str], recipe: Path | None, given: dict[str, Any])
 
 def mix_from_command_line(inputs: list[str], recipe: Path | None, given: dict[str, Any], *,
                           manifest: Path | None = None, rejects: Path | None = None,
-                          tmp_dir: Path | None = None, log=None) -> dict:
+                          tmp_dir: Path | None = None, log=None, image_root: Path | None = None) -> dict:
     """What ``instructkit mix`` runs: merge the command line with the recipe, then ``run_mix``."""
     from .job import run_mix
 
     opts, output, seed = build_options(inputs, recipe, given)
-    return run_mix(opts, output, seed=seed, manifest=manifest, rejects=rejects, tmp_dir=tmp_dir, log=log)
+    return run_mix(opts, output, seed=seed, manifest=manifest, rejects=rejects, tmp_dir=tmp_dir, log=log,
+                   image_root=image_root)

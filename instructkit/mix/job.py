@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import RowError, UsageError
 from ..formats import RecordWriter, RejectsWriter
 from ..formats.atomic import atomic_write
 from ..formats.registry import format_for_output
@@ -34,8 +34,12 @@ def manifest_path_for(output: Path) -> Path:
 
 def run_mix(options: MixOptions, output: str | Path, *, seed: int = 0, manifest: str | Path | None = None,
             rejects: str | Path | None = None, tmp_dir: str | Path | None = None,
-            log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
+            log: Callable[[str], None] | None = _stderr,
+            image_root: str | Path | None = None) -> dict[str, Any]:
     """Mix ``options.inputs`` into ``output`` (atomically) and write the manifest beside it.
+
+    ``image_root`` is where relative image paths point; only HF output needs it, to embed image bytes
+    (default: the current folder).
 
     Returns the manifest (a dict); ``log`` receives the detected formats and the final table.
     """
@@ -44,6 +48,8 @@ def run_mix(options: MixOptions, output: str | Path, *, seed: int = 0, manifest:
     output = Path(output)
     out_fmt, container = format_for_output(output, options.to_fmt)
     manifest_path = Path(manifest) if manifest else manifest_path_for(output)
+    if tmp_dir is not None and not Path(tmp_dir).is_dir():
+        raise UsageError(f"--tmp-dir {tmp_dir} is not a folder")
     for spec in options.inputs:
         if spec.path.resolve() == output.resolve():
             raise UsageError(f"{output}: the output is also an input")
@@ -70,7 +76,7 @@ def run_mix(options: MixOptions, output: str | Path, *, seed: int = 0, manifest:
         files = RowFiles([s.spec.path for s in scanned], spool.path, row_bytes=mean_row)
         stack.callback(files.close)
         result = _mix(options, scanned, files, seed, tmp)
-        rows, image, per_input, digest = _write(result, files, output, out_fmt)
+        rows, image, per_input, digest = _write(result, files, output, out_fmt, image_root)
         unique = result["unique"]() if callable(result["unique"]) else result["unique"]
         data = {
             "instructkit_mix": 1,
@@ -215,7 +221,7 @@ class _Counts:
             yield chunk
 
 
-def _write(result: dict, files: RowFiles, output: Path, out_fmt: str):
+def _write(result: dict, files: RowFiles, output: Path, out_fmt: str, image_root: str | Path | None = None):
     """Write rows; returns (rows, image rows, rows per input, sha256 of the output or None)."""
     tally: _Counts = result["counts"]
     chunks, lines_iter = result["chunks"], result["lines"]
@@ -240,9 +246,15 @@ def _write(result: dict, files: RowFiles, output: Path, out_fmt: str):
                 digest.update(data)
                 counts["rows"] += len(lines)
     else:
-        with RecordWriter(output, out_fmt) as writer:
+        with RecordWriter(output, out_fmt, image_root=image_root) as writer:
             for lines in batches():
                 for line in lines:
-                    writer.write(Record.model_validate_json(line))
+                    rec = Record.model_validate_json(line)
+                    try:
+                        writer.write(rec)
+                    except RowError as exc:
+                        # The output row number alone does not lead back to the input; id and source do.
+                        raise RowError(exc.reason, f"{exc.detail} (row id {rec.id!r}, source {rec.source!r})",
+                                       file=exc.file, line=exc.line, row=exc.row) from None
                 counts["rows"] += len(lines)
     return counts["rows"], tally.image, tally.per_input, digest.hexdigest() if digest else None

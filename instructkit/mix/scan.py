@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ..errors import RowError, UsageError
+from ..errors import FormatError, RowError, UsageError
 from ..formats import RecordReader, RejectsWriter, detect_format
 from ..formats._json import diagnose_line
 from ..records import IMAGE_TOKEN, Record, content_id, escapes_root, record_error
@@ -181,7 +181,14 @@ def scan_input(number: int, spec: InputSpec, spool: Spool, *, on_error: str = "f
                rejects: RejectsWriter | None = None, seen: set | None = None,
                count_tokens: bool = False) -> Scanned:
     """Validate and index every row of ``spec.path``; raise the first bad row unless ``on_error="skip"``."""
-    detected = detect_format(spec.path, spec.fmt)
+    try:
+        detected = detect_format(spec.path, spec.fmt)
+    except FormatError as exc:
+        # The shared message speaks of convert's --from; here an input is forced with :fmt=.
+        msg = str(exc).replace("Force one with --from.", f"Force one with {spec.path}:fmt=FORMAT.")
+        if not msg.startswith(str(spec.path)):
+            msg = f"{spec.path}: {msg}"
+        raise FormatError(msg) from None
     out = Scanned(number, spec, detected.format, detected.sentence(spec.path), "")
     idx = _Indexer(out, spool, seen, count_tokens)
     if detected.format == "canonical" and detected.container == "jsonl":

@@ -109,7 +109,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     for i, item in enumerate(data.pop("inputs", None) or []):
         where = f"{path}: inputs[{i}]"
         if isinstance(item, str):
-            spec = parse_input(item)
+            try:
+                spec = parse_input(item)
+            except UsageError as exc:
+                raise UsageError(f"{where}: {exc}") from None
             item_path, spec_opts = spec.path, spec
         elif isinstance(item, dict) and "path" in item:
             opts = dict(item)
@@ -125,11 +128,40 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"{path}: unknown recipe keys {unknown}; known: inputs, output, seed, "
                          + ", ".join(sorted(known - {'inputs'})))
+    for key in list(data):
+        if key in _OPTION_TYPES and data[key] is not None:
+            data[key] = _typed_option(key, data[key], str(path))
     if "output" in data and data["output"] is not None:
+        if not isinstance(data["output"], str):
+            raise UsageError(f"{path}: output must be a path, not {data['output']!r}")
         out = Path(data["output"])
         data["output"] = out if out.is_absolute() else base / out
     data["inputs"] = inputs
     return data
+
+
+_OPTION_TYPES: dict[str, type] = {
+    "strategy": str, "stopping": str, "weigh_by": str, "batches": str, "stages": str, "to_fmt": str,
+    "on_error": str, "temperature": float, "temperature_cap": float, "image_fraction": float,
+    "batch_size": int, "size": int, "shuffle_memory_mb": int, "allow_repeat": bool, "dedup": bool,
+}
+
+
+def _typed_option(key: str, value: Any, where: str) -> Any:
+    """A recipe value of the type the option takes: YAML gives strings, numbers and booleans as written,
+    and a quoted 'no' must not switch an option on by being truthy."""
+    kind = _OPTION_TYPES[key]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: {key} must be true or false, not {value!r}")
+        return value
+    if kind is str:
+        if key == "stages" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+        if not isinstance(value, str):
+            raise UsageError(f"{where}: {key} must be a string, not {value!r}")
+        return value
+    return _number(key, value, where, kind)
 
 
 @dataclass
