@@ -352,15 +352,18 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_successful_write
     from instructkit.formats.atomic import atomic_write
 
     target = tmp_path / "out.jsonl"
-    stale = tmp_path / ".out.jsonl.abc123.tmp"
+    stale = tmp_path / ".out.jsonl.abc1_3de.tmp"
     stale.write_bytes(b"half a file")
     past = time.time() - 60
     os.utime(stale, (past, past))
-    other = tmp_path / ".other.jsonl.abc123.tmp"
+    other = tmp_path / ".other.jsonl.abc1_3de.tmp"
     other.write_bytes(b"someone else's")
     os.utime(other, (past, past))
+    sibling = tmp_path / ".out.jsonl.rejects.jsonl.abc1_3de.tmp"   # another target's live temp file
+    sibling.write_bytes(b"rejects in progress")
+    os.utime(sibling, (past, past))
     with atomic_write(target) as fh:
         fh.write(b"done\n")
     assert target.read_bytes() == b"done\n"
     assert not stale.exists()
-    assert other.exists()
+    assert other.exists() and sibling.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,7 +55,10 @@ def _remove_stale(target: Path, started: float) -> None:
     """A writer killed with -9 leaves its temporary file behind; the next successful write of the same
     target removes such leftovers, those untouched since before this write began (a live writer's file
     keeps changing)."""
+    # Exactly mkstemp's shape for this target (8 random characters), so ``out.json`` never touches the live
+    # temporary file of ``out.json.rejects.jsonl``.
+    shape = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}\.tmp")
     for old in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         with contextlib.suppress(OSError):
-            if old.stat().st_mtime < started:
+            if shape.fullmatch(old.name) and old.stat().st_mtime < started:
                 old.unlink()
