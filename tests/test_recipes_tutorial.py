@@ -38,6 +38,10 @@ def test_tutorial_commands_run(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert (work / "data" / "vqa.jsonl").is_file() and (work / "data" / "mix.jsonl").is_file()
+    funnel = json.loads((work / "data" / "vqa.filtered.funnel.json").read_text())
+    assert funnel["read"] == 6 and funnel["kept"] == 6
+    assert "data:image/jpeg;base64," in (work / "report.html").read_text(encoding="utf-8")
+    assert "rows kept: 24" in proc.stderr and "«" in proc.stderr
     assert (work / "out" / "models" / "trained" / "model.safetensors").is_file()
     manifest = json.loads((work / "out" / "instructkit.lock.json").read_text())
     assert [s["name"] for s in manifest["steps"]] == ["vqa", "text", "mix", "tiny-model", "train"]

@@ -159,3 +159,19 @@ def test_reads_other_formats(tmp_path: Path):
     d = collect_stats(path).data
     assert d["format"] == "llava" and d["rows"] == 1 and d["images"]["width"]["max"] == 40
     assert d["verb_noun"]["top_pairs"] == {"describe photo": 1}
+
+
+def test_merged_rows_count_each_template_they_use(tmp_path: Path):
+    # adapt --merge-by-image keeps one template id per merged turn in meta["templates"]
+    rows = [
+        _row([], [("Q1?", "a"), ("Q2?", "b"), ("Q3?", "c")], "vqa", "v",
+             {"templates": ["adapt/vqa-short", "adapt/vqa-short", "adapt/vqa-long"]}),
+        _row([], [("Q4?", "d")], "vqa", "v", {"templates": ["adapt/vqa-short"]}),
+        _row([], [("Q5?", "e")], "vqa", "v", {"template": "self_instruct/detail"}),
+        _row([], [("Q6?", "f")], "vqa", "v"),
+    ]
+    path = tmp_path / "merged.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    d = collect_stats(path).data
+    assert d["templates"] == {"adapt/vqa-short": 2, "adapt/vqa-long": 1, "self_instruct/detail": 1,
+                              "(none)": 1}

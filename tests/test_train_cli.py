@@ -49,6 +49,7 @@ def test_dry_run_on_shipped_sample_marks_loss_tokens(env):
     assert "reading as llava" in out and "reading as sharegpt" in out
     assert "rows kept: 30" in out and "tokens per image: 4" in out
     assert "<image×4>" in out and "«" in out and "length: min" in out
+    assert f"--- {env / 'llava.json'} line 2 (image, coco, " in out, out       # the first row, named by line
     assert not (env / "never").exists()          # a dry run writes nothing
 
 
@@ -89,6 +90,18 @@ def test_bad_input_gives_clear_errors(env, tmp_path, case, expected):
     assert code == 1 and expected in out, out
 
 
+def test_row_errors_name_the_file_and_line_of_the_row(env, tmp_path):
+    # The text file comes first, so the first image row is row 18 of the rows read; the error must name
+    # the LLaVA file and that row's line in it, not an index across files.
+    code, out = invoke(seeds_dir() / "text" / "sharegpt.json", env / "llava.json", "-m", env / "llava",
+                       "--image-root", tmp_path, "--dry-run")
+    assert code == 1 and "image '000000000001.jpg' not found" in out, out
+    line = next(i for i, text in enumerate((env / "llava.json").read_text().splitlines(), 1)
+                if "000000000001.jpg" in text)
+    assert f"{env / 'llava.json'}:{line}: record " in out, out
+    assert "row 18" not in out
+
+
 def test_max_length_below_one_image(env, tmp_path):
     save_tiny_llava(tmp_path / "big", image_size=64)          # 64 tokens per image
     code, out = invoke(env / "llava.json", "-m", tmp_path / "big", "--image-root", seeds_dir() / "images",
@@ -117,7 +130,8 @@ def test_over_length_and_missing_images_are_counted_drops(env, tmp_path):
                        "--image-root", root, "--dry-run", "--on-error", "skip", "--max-length", "200")
     assert code == 0, out
     # captions 1-10 are of photos 1 and 2, 11-12 of photo 3, which is not there
-    assert "dropped (image-missing): 2 row(s), e.g. rows 10, 11" in out
+    # named by file and line (llava.json holds one row per line after its opening "[")
+    assert f"dropped (image-missing): 2 row(s), e.g. {env / 'llava.json'} lines 12, 13\n" in out, out
     assert "dropped (over-max-length):" in out and "rows kept: 21" in out
 
 

@@ -4,6 +4,7 @@ save / reload / generate, resume, eval split, per-source and per-modality loss l
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -202,3 +203,85 @@ def test_eval_split_and_text_only_model(env, tmp_path):
     evals = [r for r in log_rows(out) if r.get("eval")]
     assert [r["step"] for r in evals] == [2, 4]
     assert evals[-1]["by_modality"].keys() == {"text"}
+
+
+def test_summary_keeps_paths_as_given(env, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    model = os.path.relpath(env / "llava", tmp_path)
+    images = os.path.relpath(env / "img", tmp_path)
+    said: list[str] = []
+    rows = eight_rows()
+    for r in rows:
+        if not r.images:
+            r.source = "text"             # a source named like a modality: the log line must tell them apart
+    train(rows, cfg(env, "out", model=model, image_root=images, max_steps=1, batch_size=8), said.append)
+    saved = json.loads((tmp_path / "out" / "instructkit_train.json").read_text())["config"]
+    assert (saved["model"], saved["output"], saved["image_root"]) == (model, "out", images)
+    step = next(line for line in said if line.startswith("step 1/1 "))
+    assert re.fullmatch(r"step 1/1 loss \d\.\d{4} \| modality: image \d\.\d{3} text \d\.\d{3} "
+                        r"\| source: coco \d\.\d{3} text \d\.\d{3}", step), step
+
+
+def test_a_failed_save_leaves_no_half_written_weights(env, tmp_path, monkeypatch):
+    from instructkit.train.model import save_final
+
+    model, processor = build_tiny_llava()
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError("No space left on device")
+
+    # The weights are written first; the processor's save then fails as a full disk would.
+    monkeypatch.setattr(type(processor), "save_pretrained", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        save_final(model, processor, out, lora=False, merge=False)
+    assert list(out.iterdir()) == []
+    monkeypatch.undo()
+    assert save_final(model, processor, out, lora=False, merge=False) == "full"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(("model", "processor"))) == [
+        "model.safetensors", "processor_config.json"]
+    assert not any(p.name.startswith(".saving") for p in out.iterdir())
+
+
+def test_resume_logs_each_step_once(env, tmp_path):
+    # 6 training rows in batches of 2: 3 steps per epoch, an eval at each epoch's end; the checkpoint at
+    # step 3 sits on an epoch boundary, so the resumed run replays all of epoch 0 without training.
+    out = tmp_path / "run"
+    opts = dict(max_steps=5, batch_size=2, eval_split=0.25, save_steps=3, log_steps=1)
+    train(eight_rows(), cfg(env, out, **opts))
+    first = log_rows(out)
+    assert [(r["step"], bool(r.get("eval"))) for r in first] == [
+        (1, False), (2, False), (3, False), (3, True), (4, False), (5, False), (5, True)]
+    train(eight_rows(), cfg(env, out, resume="latest", **opts))
+    again = log_rows(out)
+    assert [(r["step"], bool(r.get("eval"))) for r in again] == [(r["step"], bool(r.get("eval"))) for r in first]
+    assert again[:4] == first[:4]            # the lines up to the checkpoint are the first run's own
+    seen = [json.loads(x)["step"] for x in (out / "seen.rank0.jsonl").read_text().splitlines()]
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_saving_over_an_earlier_run_of_another_kind_leaves_only_the_new_weights(env, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    out = tmp_path / "out"
+    train(eight_rows(), cfg(env, out, max_steps=1, lora=True, lora_r=4))
+    assert (out / "adapter_config.json").is_file()
+    train(eight_rows(), cfg(env, out, max_steps=1))
+    assert not (out / "adapter_config.json").exists() and not (out / "adapter_model.safetensors").exists()
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    train(eight_rows(), cfg(env, out, max_steps=1, lora=True, lora_r=4))
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+
+
+def test_a_fresh_run_clears_an_earlier_runs_checkpoints_and_rank_files(env, tmp_path):
+    out = tmp_path / "out"
+    train(eight_rows(), cfg(env, out, max_steps=3, batch_size=2, save_steps=1))
+    assert (out / "checkpoint-2").is_dir()
+    (out / "seen.rank1.jsonl").write_text('{"step": 1, "rows": []}\n')     # as a 2-process run leaves it
+    (out / "notes.txt").write_text("mine")
+    train(eight_rows(), cfg(env, out, max_steps=1, batch_size=2))
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(("checkpoint", "seen"))) == ["seen.rank0.jsonl"]
+    assert (out / "notes.txt").read_text() == "mine"              # only what a training run writes goes

@@ -56,7 +56,9 @@ def register(app: typer.Typer) -> None:
                                                  "the adapter.")] = False,
         freeze: Annotated[str, typer.Option(help="Comma-separated groups to freeze: vision, projector, "
                                             "llm.")] = "",
-        gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+        gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Recompute "
+                                                             "activations in the backward pass: less memory, "
+                                                             "about a third more time.")] = False,
         bf16: Annotated[bool, typer.Option("--bf16", help="bf16 mixed precision.")] = False,
         attn: Annotated[str, typer.Option(help="sdpa | eager | flash_attention_2.")] = "sdpa",
         chat_template: Annotated[str, typer.Option(help="auto (the model's if it has {% generation %} "
@@ -74,7 +76,8 @@ def register(app: typer.Typer) -> None:
         preview: Annotated[int, typer.Option(help="Rendered samples shown by the preflight.")] = 2,
         on_error: Annotated[str, typer.Option(help="Rows whose images are missing: fail | skip "
                                               "(counted).")] = "fail",
-        trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
+        trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run the model folder's "
+                                                        "own Python code (off unless asked).")] = False,
     ) -> None:
         from ..train import TrainConfig, train_job
 

@@ -3,7 +3,8 @@
 Counted per row: task, source, modality, turns, images; per turn: instruction and response length in words
 (``text.words``: Unicode-aware, CJK characters one word each); over all instructions: distinct-1 / distinct-2
 (distinct word n-grams / all n-grams) and the unique-instruction ratio (distinct normalised instructions /
-instructions); template ids from ``meta["template_id"]`` or ``meta["template"]``; verb–noun pairs
+instructions); template ids from ``meta["template_id"]`` or ``meta["template"]`` (or each distinct id in
+``meta["templates"]``, which merged rows carry: such a row counts once per template); verb–noun pairs
 (``verbs.verb_noun``, a heuristic); image sizes from headers only (``images.check_image``).
 
 Memory: distributions are Counters of distinct values; diversity needs the set of distinct n-grams and of
@@ -30,6 +31,19 @@ from .text import instructions, normalise, responses, words
 from .verbs import verb_noun
 
 TEMPLATE_KEYS = ("template_id", "template")
+TEMPLATE_LIST_KEY = "templates"     # adapt --merge-by-image: one template id per merged turn
+
+
+def row_templates(meta: dict) -> list[str]:
+    """The distinct template ids a row was made with, in first-use order (a merged row may use several;
+    it counts once for each)."""
+    tid = next((meta[k] for k in TEMPLATE_KEYS if isinstance(meta.get(k), str)), None)
+    if tid:
+        return [tid]
+    many = meta.get(TEMPLATE_LIST_KEY)
+    if isinstance(many, list):
+        return list(dict.fromkeys(t for t in many if isinstance(t, str) and t))
+    return []
 
 
 @dataclass
@@ -85,8 +99,8 @@ class _Collector:
         self.tasks[rec.task or "(none)"] += 1
         self.sources[rec.source or "(none)"] += 1
         self.modality[rec.modality] += 1
-        tid = next((rec.meta[k] for k in TEMPLATE_KEYS if isinstance(rec.meta.get(k), str)), None)
-        self.templates[tid or "(none)"] += 1
+        for tid in row_templates(rec.meta) or ("(none)",):
+            self.templates[tid] += 1
         self.turns.add(len(rec.turns()))
         self.images_per_row.add(len(rec.images))
         for text in instructions(rec):

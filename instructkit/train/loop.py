@@ -28,6 +28,7 @@ from .model import is_vlm_config, load_config, load_model, load_processor, save_
 from .preflight import Preflight, format_report, run_preflight
 
 Log = Callable[[str], None]
+Where = Callable[[int], tuple[str, str]]
 # Models whose image rows can be packed: positions are plain 1-D and each image's features fill its own
 # run of image tokens. Qwen2-VL's 3-D rope positions and LLaVA-NeXT's any-res tiles are not handled.
 PACKABLE_IMAGE_MODELS = ("llava",)
@@ -37,7 +38,8 @@ def _quiet(_: str) -> None:
     pass
 
 
-def prepare(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> tuple[Encoder, Preflight, str]:
+def prepare(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet, *, where: Where | None = None
+            ) -> tuple[Encoder, Preflight, str]:
     """Check the model folder, pick the chat template and preflight every row (no weights loaded)."""
     cfg.check()
     if Path(cfg.model).exists():   # absolute, so a saved LoRA adapter finds its base from anywhere
@@ -62,7 +64,7 @@ def prepare(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> t
     template, note = choose_template(cfg.chat_template, model_template, image_token)
     encoder = Encoder(processor, is_vlm=vlm, template=template, image_root=cfg.image_root)
     pf = run_preflight(records, encoder, max_length=cfg.max_length, on_error=cfg.on_error,
-                       preview=cfg.preview, progress=log)
+                       preview=cfg.preview, progress=log, where=where)
     expected = llava_features_per_image(config)
     if pf.image_tokens is not None and expected is not None and pf.image_tokens != expected:
         raise UsageError(f"{cfg.model}: the processor expands each image to {pf.image_tokens} tokens but the "
@@ -81,8 +83,10 @@ def llava_features_per_image(config: Any) -> int | None:
     return side * side + (1 if config.vision_feature_select_strategy == "full" else 0)
 
 
-def dry_run(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dict:
-    encoder, pf, note = prepare(records, cfg, log)
+def dry_run(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet, *, where: Where | None = None
+            ) -> dict:
+    """Preflight only. ``where(i)`` gives row i's (file, "line N") for the report (default: "row i")."""
+    encoder, pf, note = prepare(records, cfg, log, where=where)
     for line in format_report(pf, note):
         log(line)
     return {"template": note, **pf.to_dict(), "samples": pf.samples}
@@ -131,8 +135,11 @@ class Stats:
         return {k: s[k] / n[k] for k in sorted(s) if n[k]} | {"tokens": n.get("all", 0)}
 
 
-def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dict:
+def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet, *, where: Where | None = None) -> dict:
     """Fine-tune ``cfg.model`` on ``records`` with response-only loss; returns the run summary."""
+    # The summary records the options as given (prepare() makes the model path absolute for the LoRA
+    # adapter's base), so the same command run from another folder writes the same summary.
+    given = cfg.to_dict()
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -146,7 +153,7 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
                       kwargs_handlers=[ddp])
     main = acc.is_main_process
     say = log if main else _quiet
-    encoder, pf, note = prepare(records, cfg, say)
+    encoder, pf, note = prepare(records, cfg, say, where=where)
     for line in format_report(pf, note):
         if not line.startswith("--- "):           # rendered samples are for --dry-run
             say(line)
@@ -185,6 +192,17 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume and main:
+        # A fresh run owns its folder: an earlier run's checkpoints would be picked by a later
+        # --resume latest, and its extra ranks' seen files would describe a run that no longer exists.
+        for old in out.glob("checkpoint-*"):
+            if (old / "trainer_state.json").is_file():
+                shutil.rmtree(old)
+        for old in out.glob("seen.rank*.jsonl"):
+            of_rank = old.name[len("seen.rank"):-len(".jsonl")]
+            if of_rank.isdigit() and int(of_rank) >= world:
+                old.unlink()
+    acc.wait_for_everyone()
     step = 0
     if cfg.resume:
         ckpt = latest_checkpoint(out) if cfg.resume == "latest" else Path(cfg.resume)
@@ -198,6 +216,10 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
     log_path = out / "train_log.jsonl"
     seen_path = out / f"seen.rank{rank}.jsonl"
     mode = "a" if cfg.resume else "w"
+    if cfg.resume:
+        # What a previous run logged after the checkpoint belongs to a continuation that is now redone.
+        for path in (log_path, seen_path) if main else (seen_path,):
+            keep_steps_up_to(path, step)
     log_file = open(log_path, mode, encoding="utf-8") if main else None
     seen_file = open(seen_path, mode, encoding="utf-8")
     pad_id = encoder.tokenizer.pad_token_id
@@ -213,7 +235,7 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()
 
-    epoch, last_eval = 0, None
+    epoch, last_eval, resumed_at = 0, None, step
     try:
         while step < total_steps:
             mine = first if epoch == 0 else batches_of(epoch)
@@ -254,16 +276,15 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
                            "by_modality": {k[9:]: v for k, v in merged.items() if k.startswith("modality/")},
                            "tokens": merged["tokens"], "elapsed_s": round(time.perf_counter() - t0, 2)}
                     emit(row)
-                    say(f"step {step}/{total_steps} loss {last_loss:.4f} | "
-                        + " ".join(f"{k} {v:.3f}" for k, v in row["by_modality"].items()) + " | "
-                        + " ".join(f"{k} {v:.3f}" for k, v in row["by_source"].items()))
+                    say(step_line(row, total_steps))
                 if eval_idx and cfg.eval_steps and step % cfg.eval_steps == 0:
                     last_eval = evaluate(model, encoder, records, eval_idx, cfg, acc, pad_id, step, say)
                     emit(last_eval)
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < total_steps:
                     save_checkpoint(acc, out, step, cfg, say)
             epoch += 1
-            if eval_idx and not cfg.eval_steps and step < total_steps:
+            # A resumed run replays earlier epochs without training; their evals are already in the log.
+            if eval_idx and not cfg.eval_steps and step < total_steps and window_no > resumed_at:
                 last_eval = evaluate(model, encoder, records, eval_idx, cfg, acc, pad_id, step, say)
                 emit(last_eval)
         eval_row = last_eval
@@ -280,7 +301,7 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
     if main:
         kind = save_final(acc.unwrap_model(model), encoder.processor, out, lora=cfg.lora, merge=cfg.merge_lora)
         with atomic_write(out / "instructkit_train.json", "w", encoding="utf-8") as fh:
-            json.dump({"config": cfg.to_dict(), "template": note, "preflight": pf.to_dict(),
+            json.dump({"config": given, "template": note, "preflight": pf.to_dict(),
                        "eval_rows": eval_idx}, fh, indent=2)
         say(f"saved {kind} weights and the processor to {out}")
     acc.wait_for_everyone()
@@ -288,6 +309,26 @@ def train(records: Sequence[Record], cfg: TrainConfig, log: Log = _quiet) -> dic
             "train_rows": len(train_idx), "eval_rows": len(eval_idx), "dropped": dict(pf.dropped),
             "template": note, "saved": kind, "output": str(out), "processes": world,
             "tokens_seen": tokens_seen}
+
+
+def keep_steps_up_to(path: Path, step: int) -> None:
+    """Drop the JSON lines of ``path`` logged after ``step`` (atomically; a missing file stays missing)."""
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as src, atomic_write(path, "w", encoding="utf-8") as dst:
+        for line in src:
+            if line.strip() and json.loads(line)["step"] <= step:
+                dst.write(line)
+
+
+def step_line(row: dict, total_steps: int) -> str:
+    """The terminal line of a logged step; the parts are labelled because a source is often named like a
+    modality ("text")."""
+    parts = [f"step {row['step']}/{total_steps} loss {row['loss']:.4f}"]
+    for label, key in (("modality", "by_modality"), ("source", "by_source")):
+        if row[key]:
+            parts.append(f"{label}: " + " ".join(f"{k} {v:.3f}" for k, v in row[key].items()))
+    return " | ".join(parts)
 
 
 def to_device(inputs: dict[str, Any], device: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,11 @@ def apply_lora(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, lcfg)
 
 
+WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "model.safetensors",
+                "model.safetensors.index.json", "model-*-of-*.safetensors", "pytorch_model.bin",
+                "pytorch_model.bin.index.json", "pytorch_model-*-of-*.bin")
+
+
 def trainable_counts(model: Any) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -106,13 +113,33 @@ def trainable_counts(model: Any) -> tuple[int, int]:
 
 
 def save_final(model: Any, processor: Any, out: Path, *, lora: bool, merge: bool) -> str:
-    """Save weights (LoRA adapter, merged weights or the full model) with the processor beside them."""
+    """Save weights (LoRA adapter, merged weights or the full model) with the processor beside them.
+
+    Everything is written to a staging folder inside ``out`` first and then renamed into place file by
+    file, so a crash or a full disk while saving leaves no half-written weights for a loader to pick up."""
     out.mkdir(parents=True, exist_ok=True)
     if lora and merge:
         model = model.merge_and_unload()
         kind = "merged"
     else:
         kind = "adapter" if lora else "full"
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    staging = out / f".saving-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        saved = {item.name for item in staging.iterdir()}
+        # Weights of an earlier run of another kind (an adapter beside full weights, or old shards) would
+        # be loaded instead of, or mixed with, the new ones.
+        for pattern in WEIGHT_FILES:
+            for old in out.glob(pattern):
+                if old.name not in saved and old.is_file():
+                    old.unlink()
+        for item in sorted(staging.iterdir()):
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return kind

@@ -24,6 +24,15 @@ class Preflight:
     dropped_rows: list[tuple[int, str, str]] = field(default_factory=list)   # (row, reason, message)
     samples: list[str] = field(default_factory=list)
     image_tokens: int | None = None                               # tokens per image (first run seen)
+    # Where row i came from: (file, "line N" or "row N") when the caller knows; else rows are numbered
+    # across everything read.
+    where: Callable[[int], tuple[str, str]] | None = None
+
+    def label(self, i: int) -> str:
+        if self.where is None:
+            return f"row {i}"
+        file, at = self.where(i)
+        return f"{file} {at}"
 
     def to_dict(self) -> dict:
         lens = sorted(self.lengths.values())
@@ -45,8 +54,9 @@ def length_stats(lens: Sequence[int]) -> dict:
 
 
 def run_preflight(records: Sequence[Record], encoder: Encoder, *, max_length: int, on_error: str = "fail",
-                  preview: int = 2, progress: Callable[[str], None] | None = None) -> Preflight:
-    pf = Preflight()
+                  preview: int = 2, progress: Callable[[str], None] | None = None,
+                  where: Callable[[int], tuple[str, str]] | None = None) -> Preflight:
+    pf = Preflight(where=where)
     fatal: list[RowError] = []
     for i, rec in enumerate(records):
         try:
@@ -74,7 +84,7 @@ def run_preflight(records: Sequence[Record], encoder: Encoder, *, max_length: in
         pf.lengths[i] = enc.length
         pf.supervised[i] = enc.supervised
         if len(pf.samples) < preview:
-            pf.samples.append(f"row {i} ({rec.modality}, {rec.source or '?'}, {enc.length} tokens, "
+            pf.samples.append(f"{pf.label(i)} ({rec.modality}, {rec.source or '?'}, {enc.length} tokens, "
                               f"{enc.supervised} with loss):\n"
                               + render_marked(enc, encoder.tokenizer, encoder.image_token_id))
         if progress and (i + 1) % 1000 == 0:
@@ -83,7 +93,7 @@ def run_preflight(records: Sequence[Record], encoder: Encoder, *, max_length: in
         first = fatal[0]
         reasons = Counter(e.reason for e in fatal)
         raise RowError(first.reason, f"{len(fatal)} row(s) cannot be trained on "
-                       f"({', '.join(f'{k}: {v}' for k, v in reasons.items())}); first: {first}",
+                       f"({', '.join(f'{k}: {v}' for k, v in reasons.items())}); first: {first.detail}",
                        row=first.row)
     if not pf.lengths:
         raise UsageError("no row left to train on after preflight "
@@ -99,10 +109,24 @@ def format_report(pf: Preflight, template_note: str) -> list[str]:
     if d["image_tokens_per_image"] is not None:
         lines.append(f"tokens per image: {d['image_tokens_per_image']}")
     for reason, n in pf.dropped.items():
-        rows = [r for r, why, _ in pf.dropped_rows if why == reason]
-        lines.append(f"dropped ({reason}): {n} row(s), e.g. rows {', '.join(map(str, rows[:10]))}")
+        rows = [r for r, why, _ in pf.dropped_rows if why == reason][:10]
+        if pf.where is None:
+            examples = "rows " + ", ".join(map(str, rows))
+        else:
+            by_file: dict[str, list[str]] = {}
+            for r in rows:
+                file, at = pf.where(r)
+                by_file.setdefault(file, []).append(at)
+            examples = "; ".join(f"{file} {_plural(ats)}" for file, ats in by_file.items())
+        lines.append(f"dropped ({reason}): {n} row(s), e.g. {examples}")
     for s in pf.samples:
         lines.append("--- " + s)
     return lines
 
 
+def _plural(ats: list[str]) -> str:
+    """["line 2", "line 5"] -> "lines 2, 5" (mixed kinds are listed as they are)."""
+    kinds = {a.split(" ", 1)[0] for a in ats}
+    if len(kinds) != 1 or len(ats) == 1:
+        return ", ".join(ats)
+    return f"{kinds.pop()}s " + ", ".join(a.split(" ", 1)[1] for a in ats)
