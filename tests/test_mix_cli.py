@@ -201,3 +201,21 @@ def test_missing_tmp_dir_is_a_usage_error(tmp_path):
     res = runner.invoke(app, ["mix", str(text), "-o", str(tmp_path / "o.jsonl"), "--tmp-dir",
                               str(tmp_path / "nope")])
     assert res.exit_code == 1 and f"--tmp-dir {tmp_path / 'nope'} is not a folder" in res.stderr
+
+
+def test_cli_image_root_lets_hf_output_embed_images(tmp_path):
+    from PIL import Image
+
+    from instructkit.formats import read_records, write_records
+    from instructkit.records import conversation
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "imgs" / "a.jpg")
+    src = tmp_path / "in.jsonl"
+    write_records([conversation("What colour?", "Red.", images=["a.jpg"]), conversation("Hi", "Hello.")], src)
+    out = tmp_path / "out.parquet"
+    res = runner.invoke(app, ["mix", str(src), "-o", str(out), "--image-root", str(tmp_path / "imgs")])
+    assert res.exit_code == 0, res.output
+    assert sorted(r.images for r in read_records(out)) == [[], ["a.jpg"]]
+    res = runner.invoke(app, ["mix", str(src), "-o", str(tmp_path / "out2.parquet")])
+    assert res.exit_code == 1 and "a.jpg" in res.output

@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
                                                      "(default: OUTPUT-stem.rejects.jsonl).")] = None,
         tmp_dir: Annotated[Path | None, typer.Option("--tmp-dir", help="Folder for the spool and shuffle "
                                                      "buckets (default: the system temp folder).")] = None,
+        image_root: Annotated[Path | None, typer.Option("--image-root", help="Folder that relative image "
+                                                        "paths point into; HF output embeds the image bytes "
+                                                        "from there (default: the current folder).")] = None,
     ) -> None:
         from ..mix.cli_options import mix_from_command_line
 
@@ -80,4 +83,4 @@ def register(app: typer.Typer) -> None:
                  "size": size, "stages": stages, "dedup": dedup, "shuffle_memory_mb": shuffle_memory,
                  "to_fmt": to_fmt, "on_error": on_error, "seed": seed, "output": output}
         run(mix_from_command_line, inputs or [], recipe, given, manifest=manifest, rejects=rejects,
-            tmp_dir=tmp_dir, log=info)
+            tmp_dir=tmp_dir, image_root=image_root, log=info)

@@ -170,7 +170,7 @@ def _adapt_run(call: Call) -> dict:
 # --- mix ------------------------------------------------------------------------------------------------
 
 _MIX_RENAME = {"to_fmt": "to", "shuffle_memory_mb": "shuffle-memory"}
-_MIX_JOB = ("seed", "manifest", "rejects", "tmp_dir")
+_MIX_JOB = ("seed", "manifest", "rejects", "tmp_dir", "image_root")
 
 
 def _dataclass_options(cls: Any, *, skip: tuple[str, ...] = (), rename: dict[str, str] | None = None,
@@ -197,6 +197,7 @@ def _mix_spec() -> dict[str, Option]:
     for name in ("manifest", "rejects"):
         spec[name] = Option(name, name, path="out")
     spec["tmp-dir"] = Option("tmp-dir", "tmp_dir", path="out", result=False)
+    spec["image-root"] = Option("image-root", "image_root", path="in", result=False)
     return spec
 
 
