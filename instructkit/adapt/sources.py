@@ -8,6 +8,7 @@ convention (``--image-pattern`` overrides it).
 
 from __future__ import annotations
 
+import abc
 import codecs
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,7 @@ class Bad:
         self.data = data
 
 
-class Source:
+class Source(abc.ABC):
     """A reader: ``name`` (which reader), ``describe`` (a sentence for the user), iterable of Item | Bad."""
 
     name = "?"
@@ -85,8 +86,9 @@ class Source:
     def describe(self) -> str:
         return f"{self.path}: reading as {self.name}"
 
+    @abc.abstractmethod
     def __iter__(self) -> Iterator[Item | Bad]:
-        raise NotImplementedError
+        """Yield one Item per usable source row and one Bad per row that cannot be used."""
 
     def _bad(self, reason: str, message: str, line: int | None, data: Any = None, row: int | None = None) -> Bad:
         return Bad(RowError(reason, message, file=str(self.path), line=line, row=row), data)
