@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_rouge import lcs_len  # the suite's one independent, textbook LCS
 
 from instructkit.errors import UsageError
 from instructkit.llm import LLMConfig
@@ -243,16 +244,6 @@ def text_reply(body):
 
 def words(text):
     return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def lcs_len(a, b):
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
 
 
 def f1(a, b):

@@ -46,6 +46,10 @@ class _RowFailed(Exception):
         super().__init__(error)
 
 
+# Which Stats counter each kind of failed call adds to (other kinds are counted only as retries/failures).
+_FAILURE_COUNTERS = {"http-429": "http_429", "http-5xx": "http_5xx", "timeout": "timeouts",
+                     "connection": "connection_errors", "empty": "empty_replies", "bad-response": "bad_responses"}
+
 class Engine:
     def __init__(self, config: LLMConfig, *, backends: list[Backend] | None = None):
         self.config = config
@@ -427,19 +431,9 @@ class Engine:
         return base * self._rng.uniform(0.5, 1.0)
 
     def _count_failure(self, exc: CallFailed) -> None:
-        s = self.stats
-        if exc.kind == "http-429":
-            s.http_429 += 1
-        elif exc.kind == "http-5xx":
-            s.http_5xx += 1
-        elif exc.kind == "timeout":
-            s.timeouts += 1
-        elif exc.kind == "connection":
-            s.connection_errors += 1
-        elif exc.kind == "empty":
-            s.empty_replies += 1
-        elif exc.kind == "bad-response":
-            s.bad_responses += 1
+        field = _FAILURE_COUNTERS.get(exc.kind)
+        if field is not None:
+            setattr(self.stats, field, getattr(self.stats, field) + 1)
 
     def _after_limit(self) -> None:
         assert self._limiter is not None
